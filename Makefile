@@ -1,0 +1,41 @@
+# make lab   — set everything up, then open JupyterLab on notebooks/
+# make test  — set everything up, then run the unit tests and every notebook under nbval
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mmcourse-installed
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+         --nbval-cell-timeout=900 -p no:cacheprovider
+
+.PHONY: setup lab test unit notebooks clean
+
+setup: $(STAMP)
+	@$(BIN)/python -m mmcourse install-data
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --user --name mmcourse \
+	    --display-name "Python (mmcourse)" > /dev/null
+	touch $@
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+unit: setup
+	$(BIN)/python -m pytest tests -q
+
+test: setup
+	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest notebooks $(NBVAL)
+
+# Regenerate every chapter notebook from its jupytext source and run it in full mode.
+notebooks: setup
+	for src in notebooks/[0-9]*.py; do \
+	    $(BIN)/jupytext --to ipynb --update "$$src" && \
+	    MMCOURSE_FAST=$${MMCOURSE_FAST:-0} $(BIN)/jupyter nbconvert --to notebook --execute \
+	        --inplace --ExecutePreprocessor.timeout=-1 "$${src%.py}.ipynb" || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) .pytest_cache
