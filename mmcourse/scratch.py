@@ -285,7 +285,8 @@ def _as_lengths(lengths: Tensor | None, batch: int, steps: int,
 def valid_mask(lengths: Tensor, steps: int) -> Tensor:
     """mask[n, t] = (t < lengths[n]): lengths (N,) with 1 ≤ lengths ≤ steps → bool (N, steps)."""
     if lengths.dim() != 1 or lengths.numel() == 0:
-        raise ValueError(f"lengths must be a non-empty (N,) tensor, got shape {tuple(lengths.shape)}")
+        raise ValueError(f"lengths must be a non-empty (N,) tensor, "
+                         f"got shape {tuple(lengths.shape)}")
     if lengths.min() < 1 or lengths.max() > steps:
         raise ValueError(f"lengths must lie in [1, {steps}], got {lengths.tolist()}")
     return torch.arange(steps, device=lengths.device) < lengths[:, None]

@@ -62,8 +62,8 @@ def collate_multimodal(batch: Sequence[dict], pad_keys: Iterable[str] = (),
                 out[key] = torch.stack(values)
                 continue
             if len({(v.dim(), *v.shape[1:]) for v in values}) > 1 or values[0].dim() == 0:
-                raise ValueError(f"cannot batch {key!r}: shapes {sorted(shapes)} differ in a "
-                                 "dimension other than the first")
+                raise ValueError(f"cannot pad {key!r}: its shapes {sorted(shapes)} must have "
+                                 "at least one dimension and differ only in the first")
             out[key], out[f"{key}_lengths"], out[f"{key}_mask"] = pad_sequences(
                 values, padding_value)
         elif any(isinstance(v, torch.Tensor) for v in values):

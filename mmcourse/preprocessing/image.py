@@ -42,7 +42,7 @@ def letterbox(image: Image.Image, size: int,
 
 
 def train_transform(size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
-    """Random training transform: PIL RGB image or uint8 tensor (3, H, W) → float32 (3, size, size).
+    """Random training transform: PIL RGB or uint8 (3, H, W) → float32 (3, size, size).
 
     Crops a random 60–100 % of the area with a random aspect ratio and resizes it to
     ``size``, flips left–right half of the time, jitters brightness, contrast and
