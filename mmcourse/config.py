@@ -56,6 +56,11 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def checkpoint_path(name: str) -> Path:
+    """Where the checkpoint of run ``name`` lives; fast and full runs are kept apart."""
+    return cache_dir("checkpoints") / f"{name}-{'fast' if fast() else 'full'}.pt"
+
+
 def seed_everything(seed: int = SEED) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (all devices); return a seeded torch Generator."""
     random.seed(seed)

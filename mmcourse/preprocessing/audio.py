@@ -15,6 +15,7 @@ Waveforms are float32 tensors (1, T) (channel, samples); features are (F, frames
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import soundfile
@@ -25,6 +26,11 @@ from torch import nn
 SAMPLE_RATE = 16000
 
 
+@lru_cache(maxsize=8)
+def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+    return torchaudio.transforms.Resample(orig, new)
+
+
 class AudioReadError(OSError):
     """Raised when an existing file cannot be decoded as audio."""
 
@@ -33,7 +39,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor
     """Read an audio file as a mono float32 tensor (1, T) at ``sample_rate`` Hz.
 
     The file is decoded with ``soundfile`` (WAV, FLAC, OGG/Vorbis, …), its channels are
-    averaged and it is resampled with :func:`torchaudio.functional.resample`; values lie in
+    averaged and it is resampled with :class:`torchaudio.transforms.Resample` (its filter is
+    built once per pair of rates and reused); values lie in
     [-1, 1]. Raises :class:`FileNotFoundError` when ``path`` is not a file and
     :class:`AudioReadError` when it cannot be decoded.
     """
@@ -47,7 +54,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> torch.Tensor
             f"cannot read {path}: the file is corrupt or not audio ({err})") from err
     waveform = torch.from_numpy(data.T).mean(dim=0, keepdim=True)
     if rate != sample_rate:
-        waveform = torchaudio.functional.resample(waveform, rate, sample_rate)
+        waveform = _resampler(rate, sample_rate)(waveform)
     return waveform.contiguous()
 
 
@@ -172,7 +179,12 @@ class LogMel(nn.Module):
 def log_mel(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, n_mels: int = 64,
             n_fft: int = 400, hop_length: int = 160) -> torch.Tensor:
     """Functional :class:`LogMel`: waveform (1, T) or (T,) → float32 (n_mels, 1 + T // hop)."""
-    return LogMel(sample_rate, n_mels, n_fft, hop_length).to(waveform.device)(waveform)
+    return _log_mel_module(sample_rate, n_mels, n_fft, hop_length).to(waveform.device)(waveform)
+
+
+@lru_cache(maxsize=8)
+def _log_mel_module(sample_rate: int, n_mels: int, n_fft: int, hop_length: int) -> LogMel:
+    return LogMel(sample_rate, n_mels, n_fft, hop_length)
 
 
 def mfcc(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE, n_mfcc: int = 13,

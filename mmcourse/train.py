@@ -1,0 +1,268 @@
+"""The one training loop every chapter uses.
+
+:func:`fit` trains a model for a number of epochs and returns a :class:`FitResult` with the
+per-epoch history, the best validation score and a time/throughput report. It handles:
+
+* devices — whatever :func:`mmcourse.device.try_gpu` picks; mixed precision on CUDA
+  (bfloat16 autocast, no loss scaling needed) and MPS;
+* gradient clipping by global norm;
+* a ``tqdm.auto`` progress bar with the running loss and accuracy;
+* checkpoints — after every epoch the model, optimiser, scheduler, history and best
+  weights go to ``checkpoint`` (loadable with ``torch.load(..., weights_only=True)``);
+  with ``resume=True`` a later call continues from the last finished epoch. Every epoch
+  reseeds the random generators from ``seed + epoch``, so a resumed run reproduces the
+  uninterrupted run's metrics;
+* early stopping on the validation metric, restoring the best weights at the end.
+
+Batches are either tuples ``(inputs..., target)`` — the model is called as
+``model(*inputs)`` — or dicts with a ``"label"`` entry — the model is called as
+``model(batch)``. Pass ``forward`` to change that.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .device import autocast_dtype, try_gpu
+
+Batch = tuple | list | dict
+
+
+def default_forward(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``model`` on one batch; return ``(outputs, targets)``.
+
+    A tuple/list batch ``(x1, …, xk, y)`` gives ``model(x1, …, xk)`` and ``y``; a dict batch
+    gives ``model(batch)`` and ``batch["label"]``.
+    """
+    if isinstance(batch, dict):
+        return model(batch), batch["label"]
+    *inputs, target = batch
+    return model(*inputs), target
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Move every tensor of a tuple/list/dict batch to ``device`` (others stay as they are)."""
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch)
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    return batch
+
+
+def _batch_size(target: torch.Tensor) -> int:
+    return int(target.shape[0])
+
+
+def _autocast(device: torch.device, enabled: bool):
+    dtype = autocast_dtype(device) if enabled else None
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Iterable, device: torch.device | None = None,
+            forward: Callable = default_forward, amp: bool = True
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs and targets over a whole loader, concatenated on the CPU (float32 outputs)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    outputs, targets = [], []
+    for batch in loader:
+        with _autocast(device, amp):
+            out, target = forward(model, to_device(batch, device))
+        outputs.append(out.float().cpu())
+        targets.append(target.cpu())
+    return torch.cat(outputs), torch.cat(targets)
+
+
+def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable | None = None,
+             device: torch.device | None = None, forward: Callable = default_forward,
+             amp: bool = True) -> dict:
+    """Mean loss and accuracy of a classifier over ``loader``: ``{"loss", "accuracy"}``."""
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    outputs, targets = predict(model, loader, device, forward, amp)
+    return {"loss": float(loss_fn(outputs, targets)),
+            "accuracy": float((outputs.argmax(-1) == targets).float().mean())}
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    ``history`` maps ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
+    ``lr`` and ``epoch_seconds`` to one value per epoch; ``best_epoch`` (1-based) and
+    ``best_score`` refer to the monitored validation metric; ``seconds`` and
+    ``samples_per_second`` cover the training epochs run in this call.
+    """
+
+    history: dict = field(default_factory=dict)
+    best_epoch: int = 0
+    best_score: float = float("nan")
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+    stopped_early: bool = False
+    resumed_from: int = 0
+
+    def report(self) -> str:
+        """A one-line summary: epochs, best validation score, time and throughput."""
+        epochs = len(self.history.get("train_loss", []))
+        resumed = f", resumed after epoch {self.resumed_from}" if self.resumed_from else ""
+        stop = ", stopped early" if self.stopped_early else ""
+        return (f"{epochs} epochs{resumed}{stop}; best val score {self.best_score:.4f} at "
+                f"epoch {self.best_epoch}; {self.seconds:.1f} s, "
+                f"{self.samples_per_second:,.0f} samples/s")
+
+
+def _seed_epoch(seed: int, epoch: int) -> None:
+    torch.manual_seed(seed * 1_000_003 + epoch)
+
+
+def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None, *,
+        epochs: int = 10, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
+        weight_decay: float = 0.0, loss_fn: Callable | None = None,
+        scheduler: str | None = "onecycle", clip_grad: float | None = 1.0,
+        forward: Callable = default_forward, device: torch.device | None = None,
+        amp: bool = True, checkpoint: str | Path | None = None, resume: bool = True,
+        patience: int | None = None, monitor: str = "val_accuracy", seed: int = 0,
+        progress: bool = True, desc: str = "train") -> FitResult:
+    """Train ``model`` for ``epochs`` epochs; see the module docstring.
+
+    Args:
+        optimizer: defaults to AdamW over the trainable parameters with ``lr`` and
+            ``weight_decay``.
+        scheduler: ``"onecycle"`` (one-cycle learning rate, stepped per batch),
+            ``"cosine"`` (cosine decay per batch) or None (constant).
+        monitor: the history key that picks the best epoch and drives early stopping;
+            ``val_accuracy`` is maximised, any key ending in ``loss`` minimised. Without a
+            validation loader, ``train_accuracy`` is monitored.
+        patience: stop after this many epochs without improvement (None: never).
+    """
+    device = device or try_gpu()
+    model.to(device)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    steps = epochs * len(train_loader)
+    sched = None
+    if scheduler == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=steps)
+    elif scheduler == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    elif scheduler is not None:
+        raise ValueError(f"scheduler must be 'onecycle', 'cosine' or None, not {scheduler!r}")
+    if val_loader is None and monitor.startswith("val_"):
+        monitor = "train_" + monitor[len("val_"):]
+    maximise = not monitor.endswith("loss")
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds")
+    result = FitResult(history={k: [] for k in keys})
+    best_state, start, since_best = None, 0, 0
+
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and resume and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if sched is not None and state.get("scheduler"):
+            sched.load_state_dict(state["scheduler"])
+        result.history = {k: list(v) for k, v in state["history"].items()}
+        result.best_epoch, result.best_score = state["best_epoch"], state["best_score"]
+        best_state, since_best = state["best_model"], state["since_best"]
+        start = result.resumed_from = state["epoch"]
+
+    scaler = torch.amp.GradScaler("cuda") if (
+        amp and device.type == "cuda" and autocast_dtype(device) == torch.float16) else None
+    samples, train_time = 0, 0.0
+    for epoch in range(start, epochs):
+        if patience is not None and since_best >= patience:
+            result.stopped_early = True
+            break
+        _seed_epoch(seed, epoch)
+        model.train()
+        tic = time.perf_counter()
+        total_loss, correct, count = 0.0, 0, 0
+        bar = tqdm(train_loader, desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
+                   disable=not progress)
+        for batch in bar:
+            batch = to_device(batch, device)
+            with _autocast(device, amp):
+                output, target = forward(model, batch)
+                loss = loss_fn(output.float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if clip_grad is not None:
+                nn.utils.clip_grad_norm_(params, clip_grad)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if sched is not None:
+                sched.step()
+            n = _batch_size(target)
+            total_loss += float(loss.detach()) * n
+            if output.ndim == 2 and target.ndim == 1:
+                correct += int((output.argmax(-1) == target).sum())
+            count += n
+            bar.set_postfix(loss=f"{total_loss / count:.3f}", acc=f"{correct / count:.3f}")
+        seconds = time.perf_counter() - tic
+        train_time += seconds
+        samples += count
+        h = result.history
+        h["train_loss"].append(total_loss / count)
+        h["train_accuracy"].append(correct / count)
+        h["lr"].append(optimizer.param_groups[0]["lr"])
+        h["epoch_seconds"].append(seconds)
+        if val_loader is not None:
+            scores = evaluate(model, val_loader, loss_fn, device, forward, amp)
+            h["val_loss"].append(scores["loss"])
+            h["val_accuracy"].append(scores["accuracy"])
+        score = h[monitor][-1]
+        better = (math.isnan(result.best_score)
+                  or (score > result.best_score if maximise else score < result.best_score))
+        if better:
+            result.best_epoch, result.best_score, since_best = epoch + 1, score, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+        if progress:
+            val = (f", val loss {h['val_loss'][-1]:.4f}, val acc {h['val_accuracy'][-1]:.4f}"
+                   if val_loader is not None else "")
+            print(f"epoch {epoch + 1:>3}: train loss {h['train_loss'][-1]:.4f}, "
+                  f"train acc {h['train_accuracy'][-1]:.4f}{val} ({seconds:.1f} s)")
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": sched.state_dict() if sched is not None else {},
+                        "history": result.history, "epoch": epoch + 1,
+                        "best_epoch": result.best_epoch, "best_score": result.best_score,
+                        "best_model": best_state, "since_best": since_best}, checkpoint)
+    if best_state is not None and result.best_epoch != len(result.history["train_loss"]):
+        model.load_state_dict(best_state)
+    result.seconds = train_time
+    result.samples_per_second = samples / train_time if train_time else 0.0
+    return result
+
+
+def load_weights(model: nn.Module, path: str | Path, best: bool = True) -> nn.Module:
+    """Load a :func:`fit` checkpoint's best (or last) weights into ``model``; return it."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["best_model"] if best and state.get("best_model")
+                          else state["model"])
+    return model

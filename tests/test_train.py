@@ -1,0 +1,110 @@
+"""The shared training loop on real data (scikit-learn's handwritten digits)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from mmcourse.data import load_handwritten_digits, stratified_split
+from mmcourse.train import evaluate, fit, load_weights
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    digits = load_handwritten_digits()
+    train_idx, val_idx = stratified_split(digits.labels, (0.8, 0.2), seed=0)
+    x = torch.from_numpy(digits.images).flatten(1)
+    y = torch.from_numpy(digits.labels)
+    train = DataLoader(TensorDataset(x[train_idx], y[train_idx]), batch_size=64, shuffle=True)
+    val = DataLoader(TensorDataset(x[val_idx], y[val_idx]), batch_size=256)
+    return train, val
+
+
+def make_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 10))
+
+
+def test_fit_learns(loaders):
+    train, val = loaders
+    model = make_model()
+    before = evaluate(model, val)["accuracy"]
+    result = fit(model, train, val, epochs=5, lr=1e-2, progress=False)
+    assert before < 0.3
+    assert result.history["val_accuracy"][-1] > 0.9
+    assert len(result.history["train_loss"]) == 5
+    assert result.history["train_loss"][-1] < result.history["train_loss"][0]
+    assert result.samples_per_second > 0 and "5 epochs" in result.report()
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_reproduces_uninterrupted_run(loaders, tmp_path):
+    train, val = loaders
+    full = fit(make_model(), train, val, epochs=4, lr=1e-2, progress=False,
+               checkpoint=tmp_path / "full.pt")
+    batches_per_epoch = len(train)
+    calls = {"n": 0}
+
+    def crash_in_epoch_three(model, batch):
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] > 2 * batches_per_epoch + 3:
+                raise Interrupt
+        *inputs, target = batch
+        return model(*inputs), target
+
+    path = tmp_path / "interrupted.pt"
+    with pytest.raises(Interrupt):
+        fit(make_model(), train, val, epochs=4, lr=1e-2, progress=False, checkpoint=path,
+            forward=crash_in_epoch_three)
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+    other_init = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 10))
+    resumed = fit(other_init, train, val, epochs=4, lr=1e-2, progress=False, checkpoint=path)
+    assert resumed.resumed_from == 2
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        assert resumed.history[key] == pytest.approx(full.history[key], rel=1e-6), key
+    final = load_weights(make_model(), tmp_path / "full.pt", best=False)
+    for a, b in zip(final.state_dict().values(), load_weights(
+            make_model(), path, best=False).state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_finished_checkpoint_loads_instead_of_training(loaders, tmp_path):
+    train, val = loaders
+    path = tmp_path / "done.pt"
+    first = fit(make_model(), train, val, epochs=2, lr=1e-2, progress=False, checkpoint=path)
+    again = fit(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 10)),
+                train, val, epochs=2, lr=1e-2, progress=False, checkpoint=path)
+    assert again.history == first.history and again.seconds == 0.0
+
+
+def test_early_stopping_restores_best(loaders):
+    train, val = loaders
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    result = fit(model, train, val, epochs=10, optimizer=opt, scheduler=None,
+                 patience=2, progress=False)
+    assert result.stopped_early
+    assert len(result.history["train_loss"]) == 3 and result.best_epoch == 1
+
+
+def test_dict_batches_and_validation(loaders):
+    train, _ = loaders
+
+    class DictModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = make_model()
+
+        def forward(self, batch):
+            return self.net(batch["pixels"])
+
+    dict_loader = [{"pixels": x, "label": y} for x, y in train]
+    result = fit(DictModel(), dict_loader, epochs=2, lr=1e-2, progress=False)
+    assert result.history["val_accuracy"] == [] and result.best_score > 0.5
+    with pytest.raises(ValueError, match="scheduler"):
+        fit(make_model(), train, epochs=1, scheduler="linear", progress=False)
