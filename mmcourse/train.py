@@ -16,7 +16,9 @@ per-epoch history, the best validation score and a time/throughput report. It ha
 
 Batches are either tuples ``(inputs..., target)`` — the model is called as
 ``model(*inputs)`` — or dicts with a ``"label"`` entry — the model is called as
-``model(batch)``. Pass ``forward`` to change that.
+``model(batch)``. Pass ``forward`` to change that; a forward may also return
+``((outputs, extra_loss), targets)`` to add an auxiliary loss term (for example an
+adversarial one) to the training loss.
 """
 from __future__ import annotations
 
@@ -64,6 +66,13 @@ def _batch_size(target: torch.Tensor) -> int:
     return int(target.shape[0])
 
 
+def _split_extra(output) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """(outputs, extra_loss) from a forward's output, extra 0.0 when there is none."""
+    if isinstance(output, tuple):
+        return output
+    return output, 0.0
+
+
 def _autocast(device: torch.device, enabled: bool):
     dtype = autocast_dtype(device) if enabled else None
     if dtype is None:
@@ -82,7 +91,7 @@ def predict(model: nn.Module, loader: Iterable, device: torch.device | None = No
     for batch in loader:
         with _autocast(device, amp):
             out, target = forward(model, to_device(batch, device))
-        outputs.append(out.float().cpu())
+        outputs.append(_split_extra(out)[0].float().cpu())
         targets.append(target.cpu())
     return torch.cat(outputs), torch.cat(targets)
 
@@ -199,7 +208,8 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
             batch = to_device(batch, device)
             with _autocast(device, amp):
                 output, target = forward(model, batch)
-                loss = loss_fn(output.float(), target)
+                output, extra = _split_extra(output)
+                loss = loss_fn(output.float(), target) + extra
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

@@ -122,3 +122,13 @@ def test_contrastive_model_trains_with_fit_pieces():
     assert recall_at_k(z["image"], z["audio"], ks=(1,))[1] > 0.5
     with pytest.raises(ValueError, match="two modalities"):
         ContrastiveModel({"image": Linear(6, 8)})
+
+
+def test_sentence_encoder_offline():
+    from mmcourse.encoders import sentence_encoder
+
+    model = sentence_encoder()
+    e = model.encode(["A koala.", "A koala bear.", "A fire engine."], convert_to_tensor=True)
+    assert e.shape == (3, 384)
+    sims = torch.nn.functional.cosine_similarity(e[0:1], e[1:])
+    assert sims[0] > sims[1]  # the encoder knows koalas are closer to koala bears

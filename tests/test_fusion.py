@@ -186,3 +186,12 @@ def test_model_checks_its_parts():
                         None)
     with pytest.raises(KeyError, match="unknown encoder type"):
         build_model({"encoders": {"image": {"type": "vit"}}, "head": {"num_classes": 2}})
+
+
+def test_build_encoder_by_name():
+    from mmcourse.encoders import Precomputed
+    from mmcourse.models import build_encoder
+
+    encoder = build_encoder({"type": "text_rnn", "vocab_size": 7, "hidden_size": 3})
+    assert encoder.out_dim == 6
+    assert Precomputed(5).out_dim == 5

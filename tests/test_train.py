@@ -108,3 +108,19 @@ def test_dict_batches_and_validation(loaders):
     assert result.history["val_accuracy"] == [] and result.best_score > 0.5
     with pytest.raises(ValueError, match="scheduler"):
         fit(make_model(), train, epochs=1, scheduler="linear", progress=False)
+
+
+def test_auxiliary_loss_is_added(loaders):
+    train, val = loaders
+
+    def with_penalty(model, batch):
+        *inputs, target = batch
+        logits = model(*inputs)
+        return (logits, 5.0 + 0.0 * logits.sum()), target
+
+    result = fit(make_model(), train, val, epochs=1, lr=1e-2, forward=with_penalty,
+                 progress=False)
+    plain = fit(make_model(), train, val, epochs=1, lr=1e-2, progress=False)
+    assert result.history["train_loss"][0] == pytest.approx(
+        plain.history["train_loss"][0] + 5.0, rel=1e-4)
+    assert result.history["val_accuracy"] == pytest.approx(plain.history["val_accuracy"])

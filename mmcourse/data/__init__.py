@@ -1,5 +1,5 @@
 """The course's real data sets; see each module for its source and layout."""
-from .avdigits import (AVDigits, AVDigitsSplit, Corruption, describe_digit, load_av_digits,
+from .avdigits import (AVDigits, AVDigitsDataset, AVDigitsSplit, Corruption, describe_digit, load_av_digits,
                        modality_baselines, pooled_mfcc)
 from .digits import (HandwrittenDigits, SpokenDigits, load_handwritten_digits,
                      load_spoken_digits)
@@ -10,7 +10,7 @@ from .stamps import (Stamp, StampCollection, UnknownLanguageError, image_array, 
                      load_stamps)
 
 __all__ = [
-    "AVDigits", "AVDigitsSplit", "Corruption", "describe_digit", "load_av_digits",
+    "AVDigits", "AVDigitsDataset", "AVDigitsSplit", "Corruption", "describe_digit", "load_av_digits",
     "modality_baselines", "pooled_mfcc", "HandwrittenDigits", "SpokenDigits",
     "load_handwritten_digits", "load_spoken_digits", "FASHION_CLASSES", "FashionMNIST",
     "load_fashion", "SpokenCaptions", "load_spoken_captions", "split_stamps", "stratified_split", "Stamp", "StampCollection",

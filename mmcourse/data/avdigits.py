@@ -188,3 +188,31 @@ def modality_baselines(av: AVDigits) -> dict:
         model.fit(train[name], av.train.labels)
         scores[name] = float(model.score(test[name], av.test.labels))
     return scores
+
+
+class AVDigitsDataset:
+    """One AV-digits split as a torch map-style dataset of sample dicts.
+
+    Each item is ``{"image": float32 (1, 8, 8), "tokens": int64 (L,), "audio": float32
+    (T, 13), "label": int}``; batch them with
+    :func:`mmcourse.preprocessing.collate_multimodal`. ``tokenizer`` (a fitted
+    :class:`mmcourse.preprocessing.Tokenizer`) encodes the texts; ``indices`` selects a
+    subset of the split.
+    """
+
+    def __init__(self, split: AVDigitsSplit, tokenizer, indices=None):
+        import torch
+
+        self.indices = np.arange(len(split)) if indices is None else np.asarray(indices)
+        self.images = torch.from_numpy(split.images).unsqueeze(1)
+        self.audio = [torch.from_numpy(m) for m in split.mfcc]
+        self.tokens = [tokenizer.encode(t) for t in split.texts]
+        self.labels = split.labels
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        j = self.indices[i]
+        return {"image": self.images[j], "tokens": self.tokens[j], "audio": self.audio[j],
+                "label": int(self.labels[j])}

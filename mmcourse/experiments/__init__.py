@@ -29,6 +29,7 @@ RECIPES = {
                              "character n-grams (chapter 02)"),
     "spoken-digits-crnn": ("crnn", "spoken digits from MFCCs, CRNN (chapter 03)"),
     "spoken-language-crnn": ("crnn", "language of spoken stamp captions, CRNN (chapter 03)"),
+    "avdigits-fusion": ("fusion", "every fusion method on AV-digits, 3 seeds (chapter 04)"),
 }
 """Recipe name → (module in this package, description)."""
 
