@@ -30,6 +30,8 @@ RECIPES = {
     "spoken-digits-crnn": ("crnn", "spoken digits from MFCCs, CRNN (chapter 03)"),
     "spoken-language-crnn": ("crnn", "language of spoken stamp captions, CRNN (chapter 03)"),
     "avdigits-fusion": ("fusion", "every fusion method on AV-digits, 3 seeds (chapter 04)"),
+    "crossmodal": ("alignment", "stamp retrieval, adversarial alignment, self-supervised "
+                   "pretraining with few labels (chapter 05)"),
 }
 """Recipe name → (module in this package, description)."""
 

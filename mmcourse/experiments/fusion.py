@@ -28,7 +28,7 @@ ENCODERS = {
     "image": {"type": "small_cnn", "in_channels": 1, "widths": (16, 32), "embed_dim": 64,
               "dropout": 0.1},
     "text": {"type": "text_rnn", "embed_dim": 16, "hidden_size": 32},
-    "audio": {"type": "audio_crnn", "n_features": 13, "conv_channels": (16, 32),
+    "audio": {"type": "audio_crnn", "n_features": 13, "conv_channels": (8, 16),
               "hidden_size": 32},
 }
 """Encoder configs (the text encoder's ``vocab_size`` is added from the tokenizer)."""
@@ -118,7 +118,7 @@ def compare(seeds=None, epochs: int | None = None, progress: bool = True):
     per-seed test accuracies, ``mean`` and ``std``; ``models[name]`` is the seed-0 model.
     """
     seeds = list(seeds if seeds is not None else config.pick(range(3), range(1)))
-    epochs = epochs or config.pick(20, 2)
+    epochs = epochs or config.pick(12, 2)
     loaders, tokenizer = av_loaders(train_limit=config.pick(None, 600))
     rows, models = {}, {}
     for name, (fusion, modalities) in configurations().items():
