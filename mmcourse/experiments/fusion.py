@@ -135,21 +135,55 @@ def compare(seeds=None, epochs: int | None = None, progress: bool = True):
 
 
 @torch.no_grad()
+def embed_all(model, loader) -> tuple[dict, torch.Tensor]:
+    """Every modality's embedding over a loader ({modality: (N, D_m)}) and the labels (N,)."""
+    model.eval()
+    parts, labels = [], []
+    for batch in loader:
+        parts.append(model.embed(batch))
+        labels.append(batch["label"])
+    return {m: torch.cat([p[m] for p in parts]) for m in parts[0]}, torch.cat(labels)
+
+
+@torch.no_grad()
+def accuracy_with_weights(model, embeddings: dict, labels: torch.Tensor, weights: dict) -> float:
+    """Accuracy of a weighted-sum model when its weights are replaced at test time:
+    F = Σ_m w_m z_m / Σ_m w_m with the model's own projections z_m and head."""
+    fusion = model.fusion
+    total = sum(weights.values())
+    if total <= 0:
+        return float("nan")
+    fused = sum(weights[m] / total * fusion.project[m](embeddings[m]) for m in fusion.modalities)
+    return float((model.head(fused).argmax(-1) == labels).float().mean())
+
+
+@torch.no_grad()
+def gate_weights(model, loader, corrupt=None) -> torch.Tensor:
+    """Per-sample fusion weights (N, M) of a weighted-sum or gated model over a loader;
+    ``corrupt(batch)`` (optional) changes each batch first."""
+    model.eval()
+    out = []
+    for batch in loader:
+        batch = corrupt(batch) if corrupt is not None else batch
+        mask = torch.ones(batch["label"].shape[0], len(model.fusion.modalities), dtype=torch.bool)
+        out.append(model.fusion.sample_weights(model.embed(batch), mask))
+    return torch.cat(out)
+
+
+def corrupt_batch(batch: dict, modality: str, how: str, noise: float = 1.0) -> dict:
+    """A copy of ``batch`` with ``modality`` dropped (marked missing) or noised: Gaussian
+    noise of std ``noise`` on the image pixels or MFCC frames, every word → ``<unk>``."""
+    if how == "dropped":
+        return drop_modality(batch, modality)
+    if modality == "text":
+        return dict(batch, tokens=torch.where(batch["tokens"] > 0, 1, 0))
+    return dict(batch, **{modality: batch[modality] + noise * torch.randn_like(batch[modality])})
+
+
+@torch.no_grad()
 def robustness(models: dict, loader, noise: float = 1.0) -> pd.DataFrame:
-    """Test accuracy of each multimodal model when one modality is dropped or noised.
-
-    Dropping marks the modality missing for every sample; noising adds Gaussian noise of
-    std ``noise`` to the image pixels or the MFCC frames, or replaces every word by
-    ``<unk>``.
-    """
-    def corrupt(batch, modality, how):
-        if how == "dropped":
-            return drop_modality(batch, modality)
-        if modality == "text":
-            return dict(batch, tokens=torch.where(batch["tokens"] > 0, 1, 0))
-        key = "image" if modality == "image" else "audio"
-        return dict(batch, **{key: batch[key] + noise * torch.randn_like(batch[key])})
-
+    """Test accuracy of each multimodal model when one modality is dropped for every
+    sample or noised (see :func:`corrupt_batch`)."""
     torch.manual_seed(0)
     rows = {}
     for name, model in models.items():
@@ -159,7 +193,7 @@ def robustness(models: dict, loader, noise: float = 1.0) -> pd.DataFrame:
         row = {"clean": evaluate(model, loader)["accuracy"]}
         for modality in MODALITIES:
             for how in ("dropped", "noised"):
-                batches = [corrupt(b, modality, how) for b in loader]
+                batches = [corrupt_batch(b, modality, how, noise) for b in loader]
                 row[f"{modality} {how}"] = evaluate(model, batches)["accuracy"]
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")
