@@ -7,7 +7,7 @@ STAMP := $(VENV)/.mmcourse-installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: setup lab test unit notebooks clean
+.PHONY: setup lab test unit notebooks exercises grade clean
 
 setup: $(STAMP)
 	@$(BIN)/python -m mmcourse install-data
@@ -36,6 +36,21 @@ notebooks: setup
 	    MMCOURSE_FAST=$${MMCOURSE_FAST:-0} $(BIN)/jupyter nbconvert --to notebook --execute \
 	        --inplace --ExecutePreprocessor.timeout=-1 "$${src%.py}.ipynb" || exit 1; \
 	done
+
+# Execute every solved master (solutions/*.py → .ipynb), then regenerate exercises/ and
+# grading/autograders/ from them with otter assign.
+exercises: setup
+	for src in solutions/[0-9]*.py; do \
+	    $(BIN)/jupytext --to ipynb --update "$$src" && \
+	    $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	        --ExecutePreprocessor.timeout=600 "$${src%.py}.ipynb" || exit 1; \
+	done
+	$(BIN)/python -m mmcourse exercises
+
+# Grade a folder of submissions: make grade SUBMISSIONS=path/to/folder
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder"; exit 2; }
+	$(BIN)/python -m mmcourse grade "$(SUBMISSIONS)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

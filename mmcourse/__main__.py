@@ -5,6 +5,10 @@ Commands:
   info           print the active settings and a summary of every installed data set
   bench          run the chapters' training recipes (full mode unless MMCOURSE_FAST=1)
                  and print their metrics and wall times
+  exercises      regenerate exercises/ and grading/autograders/ from solutions/
+                 (--check: only report what is out of date)
+  grade DIR      grade every submitted notebook under DIR against the hidden tests;
+                 print a summary and write a per-question CSV
 """
 from __future__ import annotations
 
@@ -51,6 +55,37 @@ def _bench(args) -> int:
     return 0
 
 
+def _exercises(args) -> int:
+    from .grading import generate, stale
+
+    if args.check:
+        problems = stale()
+        print("\n".join(problems) or "exercises and autograders are up to date")
+        return 1 if problems else 0
+    for name in generate(only=args.only):
+        print(f"exercises/{name}.ipynb, grading/autograders/{name}.zip")
+    return 0
+
+
+def _grade(args) -> int:
+    from pathlib import Path
+
+    from .grading import grade_folder, summary_table
+
+    folder = Path(args.submissions)
+    if not folder.is_dir():
+        print(f"{folder} is not a folder of submitted notebooks")
+        return 2
+    out = Path(args.csv) if args.csv else folder.parent / f"{folder.name}-grades.csv"
+    grades = grade_folder(folder, out, timeout=args.timeout)
+    if not grades:
+        print(f"no notebooks (*.ipynb) under {folder}")
+        return 2
+    print(summary_table(grades))
+    print(f"\n{len(grades)} submissions graded; per-question scores in {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; return its exit status."""
     parser = argparse.ArgumentParser(prog="mmcourse", description=__doc__.splitlines()[0])
@@ -65,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("recipes", nargs="*", help="recipe names (default: all)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(run=_bench)
+    p = sub.add_parser("exercises", help="regenerate the exercises from solutions/")
+    p.add_argument("--check", action="store_true", help="only report stale files")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="regenerate only these masters")
+    p.set_defaults(run=_exercises)
+    p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
+    p.add_argument("submissions", help="folder of submitted .ipynb files")
+    p.add_argument("--csv", help="where to write the scores (default: DIR-grades.csv)")
+    p.add_argument("--timeout", type=float, default=300,
+                   help="seconds each notebook may run (default 300)")
+    p.set_defaults(run=_grade)
     args = parser.parse_args(argv)
     return args.run(args)
 
