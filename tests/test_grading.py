@@ -120,7 +120,8 @@ TIMEOUT = 90
 def hostile(tmp_path_factory):
     name = NAMES[0]
     solved = nbformat.read(ROOT / "grading" / "solved" / f"{name}.ipynb", as_version=4)
-    first_answer = next(i for i, c in enumerate(solved.cells)
+    exercise = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+    first_answer = next(i for i, c in enumerate(exercise.cells)
                         if "otter_answer_cell" in c.metadata.get("tags", []))
     folder = tmp_path_factory.mktemp("submissions")
     for case, change in HOSTILE.items():

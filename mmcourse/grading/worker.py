@@ -12,12 +12,26 @@ import sys
 
 
 def _failure(test_file) -> str:
-    """The last informative line of the first failed test case's message."""
+    """What went wrong in the first failed test case: the failing statement and the
+    exception it raised (or the output it printed)."""
     for result in test_file.test_case_results:
-        if not result.passed:
-            lines = [line.strip() for line in str(result.message).splitlines() if line.strip()]
-            errors = [line for line in lines if "Error" in line or "Exception" in line]
-            return (errors or lines or ["a test failed"])[-1][:200]
+        if result.passed:
+            continue
+        lines = [line.strip() for line in str(result.message).splitlines() if line.strip()]
+        if "Failed example:" not in lines:
+            return (lines or ["a test failed"])[-1][:200]
+        start = lines.index("Failed example:")
+        statement = lines[start + 1] if start + 1 < len(lines) else ""
+        rest = lines[start + 2:]
+        if "Exception raised:" in rest:
+            trace = rest[rest.index("Exception raised:") + 1:]
+            outcome = next((line for line in trace if not line.startswith(("Traceback", "File", "^", "~"))
+                            and ("Error" in line or "Exception" in line)), trace[-1] if trace else "")
+        elif "Got:" in rest:
+            outcome = "printed " + " ".join(rest[rest.index("Got:") + 1:])[:80]
+        else:
+            outcome = "failed"
+        return f"`{statement[:100]}` → {outcome[:120]}"
     return ""
 
 

@@ -1,0 +1,307 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# name: 04_fusion
+# init_cell: true
+# check_all_cell: true
+# export_cell: false
+# run_tests: false
+# generate: true
+
+# %% [markdown]
+# # Exercise 04 · Cross-modal fusion
+#
+# Companion to `notebooks/04_fusion.ipynb`. Write the code where you see `...`, then run
+# the `grader.check(...)` cell below it. Hidden tests grade more cases than the public
+# ones. Do not delete or reorder cells.
+
+# %%
+import numpy as np
+import torch
+
+from mmcourse import data
+from mmcourse.fusion import LateFusion, TensorFusion, WeightedSum
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q1_weighted_sum
+# points: 2
+
+# %% [markdown]
+# **Q1 · The weighted sum, with missing modalities.** Write
+# `weighted_sum(z, weights, present=None)`. `z` maps each modality name to projected
+# embeddings of shape `(N, d)`; `weights` maps the same names to non-negative numbers
+# (α, β, γ); `present` is `None` (all present) or a bool tensor `(N, M)` whose columns
+# follow the order of `z`'s keys. Return `F` of shape `(N, d)`: for each sample, the
+# weighted sum over its present modalities with the weights renormalised to sum to 1
+# over those modalities.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def weighted_sum(z, weights, present=None):
+    # BEGIN SOLUTION
+    names = list(z)
+    stacked = torch.stack([z[m] for m in names], dim=1)  # (N, M, d)
+    w = torch.tensor([float(weights[m]) for m in names]).expand(stacked.shape[0], -1)
+    if present is not None:
+        w = w * present.float()
+    w = w / w.sum(dim=1, keepdim=True)
+    return (w.unsqueeze(-1) * stacked).sum(dim=1)
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_z = {"image": torch.ones(2, 3), "text": torch.zeros(2, 3)}
+assert torch.allclose(weighted_sum(_z, {"image": 1, "text": 3}), torch.full((2, 3), 0.25))
+_mask = torch.tensor([[True, True], [False, True]])
+assert torch.allclose(weighted_sum(_z, {"image": 1, "text": 1}, _mask)[1], torch.zeros(3))
+
+# %%
+# HIDDEN
+_ = torch.manual_seed(0)
+_dims = {"image": 6, "text": 5, "audio": 4}
+_w = {"image": 0.5, "text": 0.2, "audio": 0.3}
+_ref = WeightedSum(_dims, dim=7, weights=_w)
+_emb = {m: torch.randn(9, d) for m, d in _dims.items()}
+_proj = {m: _ref.project[m](_emb[m]).detach() for m in _dims}
+_present = torch.rand(9, 3) > 0.4
+_present[:, 2] |= ~_present.any(dim=1)
+assert torch.allclose(weighted_sum(_proj, _w), _ref(_emb).detach(), atol=1e-5)
+assert torch.allclose(weighted_sum(_proj, _w, _present), _ref(_emb, _present).detach(), atol=1e-5)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q2_masked_softmax
+# points: 1
+
+# %% [markdown]
+# **Q2 · Learned weights.** Learned fusion weights are `softmax(θ)`. Write
+# `masked_softmax(theta, present)` for `theta` of shape `(M,)` and a bool `present` of
+# shape `(N, M)`: return `(N, M)` weights that are 0 where a modality is missing and
+# sum to 1 over the present ones in each row (hint: set missing logits to −∞).
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def masked_softmax(theta, present):
+    # BEGIN SOLUTION
+    logits = theta.expand(present.shape[0], -1).masked_fill(~present, float("-inf"))
+    return torch.softmax(logits, dim=1)
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_p = masked_softmax(torch.zeros(3), torch.tensor([[True, True, True], [True, False, True]]))
+assert torch.allclose(_p, torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, 0.5]]))
+
+# %%
+# HIDDEN
+_ = torch.manual_seed(1)
+_theta = torch.randn(4)
+_present = torch.rand(20, 4) > 0.5
+_present[:, 0] |= ~_present.any(dim=1)
+_got = masked_softmax(_theta, _present)
+assert _got.shape == (20, 4)
+assert torch.allclose(_got.sum(1), torch.ones(20)) and (_got[~_present] == 0).all()
+_full = torch.softmax(_theta, 0)
+assert torch.allclose(_got[3], (_full * _present[3]) / (_full * _present[3]).sum(), atol=1e-6)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q3_tensor_fusion
+# points: 2
+
+# %% [markdown]
+# **Q3 · Tensor fusion.** Write `tensor_fusion(za, zb)` for two modalities' embeddings
+# `(N, da)` and `(N, db)`: append a 1 to each, take the outer product per sample and
+# flatten it, giving `(N, (da + 1)(db + 1))` with the row-major order of
+# `torch.einsum("na,nb->nab", ...)`.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def tensor_fusion(za, zb):
+    # BEGIN SOLUTION
+    ones = torch.ones(za.shape[0], 1, dtype=za.dtype)
+    a = torch.cat([za, ones], dim=1)
+    b = torch.cat([zb, ones], dim=1)
+    return torch.einsum("na,nb->nab", a, b).flatten(1)
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_out = tensor_fusion(torch.tensor([[2.0]]), torch.tensor([[3.0, 5.0]]))
+assert _out.tolist() == [[6.0, 10.0, 2.0, 3.0, 5.0, 1.0]]
+
+# %%
+# HIDDEN
+_ = torch.manual_seed(2)
+_ref = TensorFusion({"a": 5, "b": 3}, dim=4)
+_emb = {"a": torch.randn(6, 5), "b": torch.randn(6, 3)}
+_za, _zb = (_ref.project[m](_emb[m]).detach() for m in ("a", "b"))
+assert tensor_fusion(_za, _zb).shape == (6, 25)
+assert torch.allclose(tensor_fusion(_za, _zb), _ref(_emb).detach(), atol=1e-5)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q4_late_fusion
+# points: 1
+
+# %% [markdown]
+# **Q4 · Late fusion.** Each modality's own classifier gives logits; stacked they have
+# shape `(N, M, C)`. Write `late_fusion(logits, present)` returning the mean over the
+# present modalities, `(N, C)`; `present` is a bool tensor `(N, M)`.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def late_fusion(logits, present):
+    # BEGIN SOLUTION
+    weights = present.float().unsqueeze(-1)
+    return (logits * weights).sum(dim=1) / weights.sum(dim=1)
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_l = torch.tensor([[[1.0, 0.0], [3.0, 2.0]]])
+assert torch.allclose(late_fusion(_l, torch.tensor([[True, True]])), torch.tensor([[2.0, 1.0]]))
+assert torch.allclose(late_fusion(_l, torch.tensor([[False, True]])), torch.tensor([[3.0, 2.0]]))
+
+# %%
+# HIDDEN
+_ = torch.manual_seed(3)
+_ref = LateFusion({"image": 4, "text": 3, "audio": 2}, num_classes=5)
+_emb = {"image": torch.randn(8, 4), "text": torch.randn(8, 3), "audio": torch.randn(8, 2)}
+_present = torch.rand(8, 3) > 0.3
+_present[:, 1] |= ~_present.any(dim=1)
+_stacked = _ref.per_modality(_emb).detach()
+assert torch.allclose(late_fusion(_stacked, _present), _ref(_emb, _present).detach(), atol=1e-6)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q5_interpret
+# points: 2
+
+# %% [markdown]
+# **Q5 · Does late fusion of simple models pay off?** The cell below fits one logistic
+# regression per AV-digits modality and stores each one's predicted class probabilities
+# on the test split in `probabilities` (a dict of `(600, 10)` arrays). Set
+# `late_accuracy` to the test accuracy of their late fusion (the argmax of the mean of
+# the three probability arrays), `best_single_accuracy` to the best single modality's
+# test accuracy, and `late_fusion_helps` to whether late fusion beats it.
+
+# %%
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+av = data.load_av_digits(seed=0)
+vectorizer = CountVectorizer().fit(av.train.texts)
+features = {
+    "image": (av.train.images.reshape(len(av.train), -1), av.test.images.reshape(len(av.test), -1)),
+    "audio": (data.pooled_mfcc(av.train.mfcc), data.pooled_mfcc(av.test.mfcc)),
+    "text": (vectorizer.transform(av.train.texts).toarray(), vectorizer.transform(av.test.texts).toarray()),
+}
+probabilities = {}
+for name, (train_x, test_x) in features.items():
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probabilities[name] = model.fit(train_x, av.train.labels).predict_proba(test_x)
+labels = av.test.labels
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+late_accuracy = float((np.mean(list(probabilities.values()), axis=0).argmax(1) == labels).mean())  # SOLUTION
+best_single_accuracy = max(float((p.argmax(1) == labels).mean()) for p in probabilities.values())  # SOLUTION
+late_fusion_helps = late_accuracy > best_single_accuracy  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+assert 0.0 <= late_accuracy <= 1.0 and 0.0 <= best_single_accuracy <= 1.0
+assert isinstance(late_fusion_helps, (bool, np.bool_))
+
+# %%
+# HIDDEN
+_mean = np.mean([probabilities[m] for m in ("image", "audio", "text")], axis=0)
+_late = float((_mean.argmax(1) == labels).mean())
+_best = max(float((probabilities[m].argmax(1) == labels).mean()) for m in probabilities)
+assert abs(late_accuracy - _late) < 1e-9 and abs(best_single_accuracy - _best) < 1e-9
+assert bool(late_fusion_helps) == (_late > _best)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
