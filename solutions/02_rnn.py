@@ -365,7 +365,7 @@ english = " ".join(prep.normalize_text(s.caption) for s in stamps)[:50]
 english_chars = prep.Tokenizer(level="char").fit([english])
 text_steps = F.one_hot(english_chars.encode(english), len(english_chars.vocab)).double()
 HIDDEN = 32
-GAINS = (0.5, 1.0, 1.5, 2.0)
+GAINS = (0.5, 1.0, 2.0, 4.0)
 
 
 def make_weights(g, seed=0):

@@ -38,16 +38,17 @@ def test_dependencies_have_lower_bounds_only():
         assert ">=" in req and "<" not in req.replace(">=", "") and "==" not in req, req
 
 
-SOURCES = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+SOURCES = sorted((ROOT / "notebooks").glob("[0-9]*.py")) + sorted(
+    (ROOT / "solutions").glob("[0-9]*.py"))
 
 
-@pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
+@pytest.mark.parametrize("source", SOURCES, ids=[f"{s.parent.name}/{s.stem}" for s in SOURCES])
 def test_notebook_in_sync_with_its_source(source):
     import jupytext
     import nbformat
 
     notebook = source.with_suffix(".ipynb")
-    assert notebook.exists(), f"run `make notebooks` to create {notebook.name}"
+    assert notebook.exists(), f"run `make notebooks` or `make exercises` to create {notebook.name}"
     expected = jupytext.read(source)
     actual = nbformat.read(notebook, as_version=4)
     pairs = list(zip(expected.cells, actual.cells))
@@ -59,7 +60,13 @@ def test_notebook_in_sync_with_its_source(source):
             assert want.metadata.get("tags", []) == have.metadata.get("tags", [])
 
 
-@pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
+def test_every_chapter_has_an_exercise_master():
+    chapters = {p.stem for p in (ROOT / "notebooks").glob("[0-9]*.py")}
+    masters = {p.stem[:2] for p in (ROOT / "solutions").glob("[0-9]*.py")}
+    assert {c[:2] for c in chapters} <= masters, "write solutions/NN_*.py for every chapter"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[f"{s.parent.name}/{s.stem}" for s in SOURCES])
 def test_notebook_committed_with_outputs_in_order(source):
     import nbformat
 
