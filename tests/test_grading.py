@@ -113,7 +113,7 @@ EXPECTED = {
     "not_json": "not a readable notebook",
     "empty_file": "not a readable notebook",
 }
-TIMEOUT = 90
+TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
