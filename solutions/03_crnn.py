@@ -281,7 +281,8 @@ assert torch.allclose(masked_mean(_padded, _len), _want, atol=1e-4)
 #    channel by channel: entry $c \cdot (F // 2) + f$ is $Q[n, c, f, t]$;
 # 5. the Elman recurrence $h_t = \tanh(W z_t + U h_{t-1} + b)$ from $h_{-1} = 0$, for
 #    $t = 0, \dots, L - 1$;
-# 6. return $e[n] = \frac{1}{L} \sum_{t < L} h_t$, as an `(N, H)` tensor.
+# 6. return $e[n] = \frac{1}{L} \sum_{t < L} h_t$, as an `(N, H)` tensor in the dtype of
+#    `x` (the tests use float32 and float64).
 #
 # The result must not depend on what the padding holds (NaN included) and must be
 # differentiable with respect to every parameter. You may use your `masked_mean`; do not
@@ -320,7 +321,7 @@ def crnn_embed(x, lengths, params):
 # # BEGIN TESTS
 
 # %%
-# one channel, a 1×1 kernel of weight 1, one hidden unit with W = 1, U = 0, b = 0:
+# one channel, a 1×1 kernel of weight 1, a single recurrent unit with W = 1, U = 0, b = 0:
 # e = mean over the valid frames of tanh(max(ReLU(x[0, t]), ReLU(x[1, t])))
 _params = {"conv_weight": torch.ones(1, 1, 1, 1), "conv_bias": torch.zeros(1),
            "W": torch.ones(1, 1), "U": torch.zeros(1, 1), "b": torch.zeros(1)}
