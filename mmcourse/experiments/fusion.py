@@ -171,13 +171,23 @@ def gate_weights(model, loader, corrupt=None) -> torch.Tensor:
 
 
 def corrupt_batch(batch: dict, modality: str, how: str, noise: float = 1.0) -> dict:
-    """A copy of ``batch`` with ``modality`` dropped (marked missing) or noised: Gaussian
-    noise of std ``noise`` on the image pixels or MFCC frames, every word → ``<unk>``."""
+    """A copy of ``batch`` with ``modality`` dropped (marked missing) or noised.
+
+    Noise is Gaussian with ``noise`` times the standard deviation of the input itself
+    (per MFCC coefficient for audio, over all pixels for images), so ``noise=1`` is a
+    signal-to-noise ratio of about 0 dB; noised text has every word replaced by ``<unk>``.
+    """
     if how == "dropped":
         return drop_modality(batch, modality)
     if modality == "text":
         return dict(batch, tokens=torch.where(batch["tokens"] > 0, 1, 0))
-    return dict(batch, **{modality: batch[modality] + noise * torch.randn_like(batch[modality])})
+    x = batch[modality]
+    if modality == "audio":
+        valid = x[batch["audio_mask"]]  # (frames, coefficients)
+        scale = valid.std(dim=0) * batch["audio_mask"].unsqueeze(-1)
+    else:
+        scale = x.std()
+    return dict(batch, **{modality: x + noise * scale * torch.randn_like(x)})
 
 
 @torch.no_grad()
