@@ -75,7 +75,8 @@ def test_notebook_committed_with_outputs_in_order(source):
     counts = [c.execution_count for c in code]
     assert None not in counts, "every code cell has been run"
     assert counts == sorted(counts) and len(set(counts)) == len(counts), "run top to bottom"
-    assert any(c.outputs for c in code)
+    if source.parent.name == "notebooks":
+        assert any(c.outputs for c in code), "chapters are committed with their outputs"
     errors = [c for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, "no cell raised"
 
