@@ -143,7 +143,7 @@ def test_hostile_submission_graded_with_a_reason(hostile, case):
     _, _, rows = hostile
     row = next(r for f, r in rows.items() if case in f)
     assert EXPECTED[case] in row["reasons"], row["reasons"]
-    assert float(row["seconds"]) < TIMEOUT + 30
+    assert float(row["seconds"]) < TIMEOUT + 120  # killed at the limit, plus start-up
     if case in ("endless_loop", "not_json", "empty_file"):
         assert float(row["total"]) == 0
     if case in ("sys_exit", "raises", "prints_megabytes", "reordered_cells"):
