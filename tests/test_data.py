@@ -160,3 +160,10 @@ def test_av_digits_no_modality_gives_the_label_away(av_digits):
     for name in ("image", "audio", "text"):
         assert 0.45 <= scores[name] <= 0.85, scores
     assert scores["all three"] > max(scores["image"], scores["audio"], scores["text"]) + 0.15
+
+
+def test_svg_with_internal_entities_rasterises(stamps, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))  # no cached raster to fall back on
+    bread = next(s for s in stamps if s.name == "food/loaf_of_bread")
+    assert bread.is_svg
+    assert np.asarray(load_image(bread)).min() < 200

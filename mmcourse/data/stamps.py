@@ -180,7 +180,8 @@ def _rasterise_svg(path: Path, width: int) -> Image.Image:
         import cairosvg
     except OSError as err:  # cairocffi raises OSError when libcairo is missing
         raise missing("cairo (SVG rasteriser)", detail=str(err)) from err
-    png = cairosvg.svg2png(url=str(path), output_width=width)
+    # the packaged SVGs are trusted files; some declare internal XML entities
+    png = cairosvg.svg2png(url=str(path), output_width=width, unsafe=True)
     image = Image.open(io.BytesIO(png))
     image.save(cached)
     return image
