@@ -676,7 +676,7 @@ plt.show()
 # %% [markdown]
 # **Which wins, and why.** The bag of n-grams wins clearly: about 78 % test accuracy and
 # a macro-F1 of 0.78, against about 72 % and 0.72 for the character GRU — and it trains
-# in well under a minute where the GRU needs over a quarter of an hour on two CPU cores.
+# in well under a minute where the GRU trains for over ten minutes on two CPU cores.
 # Both stay well below the 89.5 % that identical strings allow. This is the usual result
 # for language identification of short strings, and there are good reasons for it:
 #
@@ -739,8 +739,8 @@ pd.DataFrame(cells).T.round(3)
 # LSTM about 64 %, the tanh RNN about 63 %), and all are behind the n-grams' 69 % on the
 # same subset. With sequences of a dozen characters the vanishing gradient of section 2
 # hardly bites — a bidirectional encoder with max pooling is never more than a few steps
-# from the evidence — so the gates buy little; they cost 2.5–3× the parameters and twice
-# the time per epoch. Gated cells earn their keep on long sequences: spoken captions
+# from the evidence — so the gates buy little; they cost 2.5–3× the parameters and
+# nearly twice the time per epoch. Gated cells earn their keep on long sequences: spoken captions
 # have hundreds of frames (chapter 03).
 
 # %% [markdown]

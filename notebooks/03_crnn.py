@@ -479,7 +479,14 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# RESULTS-DIGITS
+# The CRNN misclassifies 2 of the 600 test clips (99.7 %); the pooled-MFCC logistic
+# regression gets 95.0 % on this split (the same kind of baseline scores 96.7 % in
+# 5-fold cross-validation; a CNN on MFCCs with a random split is reported at 97 %).
+# The baseline's errors are pairs whose average spectra are alike but whose sounds come
+# in a different order — "eight" taken for "six", "two" for "three" — exactly what the
+# recurrence over frames can tell apart and a bag of frame statistics cannot. Remember
+# the caveat above: these are new recordings of the six speakers the model was trained
+# on.
 #
 # Now the check promised above: the input batch norm's running mean and standard
 # deviation against the per-coefficient mean and standard deviation of all training
@@ -573,7 +580,11 @@ print(f"  pooled log-mel statistics + logistic regression: {100 * language_base_
 print(f"  clip duration alone + logistic regression:       {100 * duration_acc:.1f} %")
 
 # %% [markdown]
-# RESULTS-BASELINE
+# A linear model on frame statistics that ignore the order of the sounds already gets
+# 99.5 %: the eight recording sets are almost perfectly separable before any model of
+# the sequence. The duration alone, 20.6 % against 12.5 % chance, is a weaker shortcut
+# (the Romanian captions, for one, are the longest: a median of 154 frames against
+# 86 for Catalan).
 #
 # **The CRNN.** `AudioCRNNEncoder` with 64 input bands (64 → 32 → 16 bands after
 # the two poolings), narrower than for the digits to keep the training affordable on a
@@ -646,7 +657,13 @@ table.loc["pooled statistics + logistic regression"] = [
 table.round(1)
 
 # %% [markdown]
-# RESULTS-SPECAUGMENT
+# Without augmentation the CRNN reaches 99.8 % on the validation clips and gets 1 of
+# the 1,025 test clips wrong (99.9 %); with SpecAugment it is 99.1 % and 3 errors
+# (99.7 %). Within five epochs SpecAugment slows learning (its training loss stays
+# higher) and does not pay off on a problem this easy, so the validation accuracy picks
+# the model without it — and the recipe (`crnn.language_settings()`) trains without it.
+# All three models are within five errors of each other on 1,025 clips: too close to
+# rank the CRNN above the pooled-statistics baseline with any confidence.
 
 # %%
 headline = max(language_fits, key=lambda k: language_fits[k].best_score)
@@ -694,7 +711,10 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# RESULTS-PCA
+# Even in two of their dimensions the embeddings form clusters. The digits overlap
+# partly (2, 3, 7 and 0 sit close together in this projection; the linear head uses all
+# 256 dimensions), while the eight recording sets are already separated — one more sign
+# of how easy that task is.
 
 # %% tags=["nbval-ignore-output"]
 summary = pd.DataFrame({
@@ -718,6 +738,13 @@ summary.round(1)
 #   frequency only, one vector per frame, a recurrence over frames and a mean over the
 #   $L$ valid frames. With lengths (masks), padding cannot change an embedding — checked
 #   on a real batch; without them it does.
-# * RESULTS-SUMMARY
+# * **Spoken digits.** The CRNN gets 99.7 % against 95.0 % for a logistic regression on
+#   pooled MFCC statistics, by using the order of the sounds. FSDD has no speaker ids,
+#   so both numbers are for new recordings of six known voices, not for new speakers.
+# * **Spoken captions.** On sentences never heard in training the CRNN names the
+#   language of 99.9 % of the clips, but order-free statistics already give 99.5 %, and
+#   language and speaker are confounded in this data: this is "which of eight recording
+#   sets", an upper bound for language identification, not an estimate of it.
+#   SpecAugment did not help here (measured: 99.1 % vs 99.8 % validation accuracy).
 #
 # **Next:** chapter 04 fuses an image, a text and an audio encoder like this one.

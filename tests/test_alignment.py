@@ -120,8 +120,8 @@ def test_shared_space_report_keys():
 
 def test_modality_probes_see_an_offset_and_not_noise():
     g = np.random.default_rng(0)
-    same = {m: g.normal(size=(200, 8)) for m in ("image", "text")}
-    same_test = {m: g.normal(size=(200, 8)) for m in ("image", "text")}
+    same = {m: g.normal(size=(100, 8)) for m in ("image", "text")}
+    same_test = {m: g.normal(size=(100, 8)) for m in ("image", "text")}
     shifted = {"image": same["image"] + 3, "text": same["text"]}
     shifted_test = {"image": same_test["image"] + 3, "text": same_test["text"]}
     assert alignment.modality_probes(shifted, shifted_test)["linear probe"] > 0.95

@@ -167,3 +167,18 @@ def test_svg_with_internal_entities_rasterises(stamps, tmp_path, monkeypatch):
     bread = next(s for s in stamps if s.name == "food/loaf_of_bread")
     assert bread.is_svg
     assert np.asarray(load_image(bread)).min() < 200
+
+
+def test_spoken_captions_cache_round_trip(stamps, tmp_path, monkeypatch):
+    from mmcourse.data import load_spoken_captions
+
+    monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))
+    computed = load_spoken_captions(stamps, ["fr", "el"], n_mels=32, per_language=6)
+    cached = load_spoken_captions(stamps, ["fr", "el"], n_mels=32, per_language=6)
+    assert len(list(tmp_path.rglob("spoken-captions-*.npz"))) == 1
+    assert [f.shape for f in cached.features] == [f.shape for f in computed.features]
+    assert all(np.array_equal(a, b) for a, b in zip(cached.features, computed.features))
+    assert cached.stamp_names == computed.stamp_names
+    assert np.array_equal(cached.labels, computed.labels)
+    # The clips of the cached file are views of one array read once, not one read per clip.
+    assert len({id(f.base) for f in cached.features}) == 1

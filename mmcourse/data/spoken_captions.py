@@ -59,9 +59,7 @@ def load_spoken_captions(stamps, languages, n_mels: int = 64,
     cached = config.cache_dir("arrays") / f"spoken-captions-{key.hexdigest()[:16]}.npz"
     if cached.exists():
         with np.load(cached, allow_pickle=False) as npz:
-            lengths = npz["lengths"]
-            bounds = np.concatenate([[0], np.cumsum(lengths)])
-            features = [npz["frames"][a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            features = np.split(npz["frames"], np.cumsum(npz["lengths"])[:-1])
             return SpokenCaptions(features, npz["labels"], list(languages),
                                   npz["names"].tolist(), int(npz["skipped"]))
     features, labels, names, skipped = [], [], [], 0
