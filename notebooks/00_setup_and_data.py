@@ -60,14 +60,10 @@ import numpy as np
 import torch
 from IPython.display import Audio, display
 
-from mmcourse import config, data, device, plots, preprocessing as prep
+from mmcourse import data, plots, preprocessing as prep, session
 from mmcourse.data.report import data_summary
 
-plots.use_course_style()
-config.print_settings()
-generator = config.seed_everything()
-dev = device.try_gpu()
-print(device.describe(dev))
+generator, dev = session.start()
 
 # %% [markdown]
 # `try_gpu()` picks CUDA, then Apple's MPS, then the CPU. Every chapter moves models

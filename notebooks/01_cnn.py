@@ -66,15 +66,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
-from mmcourse import config, data, device, encoders, plots, scratch, train
+from mmcourse import config, data, encoders, plots, scratch, train, session
 from mmcourse import preprocessing as prep
 from mmcourse.experiments import cnn
 
-plots.use_course_style()
-config.print_settings()
-generator = config.seed_everything()
-dev = device.try_gpu()
-print(device.describe(dev))
+generator, dev = session.start()
 
 # %% [markdown]
 # ## 1 · What the post's formula computes

@@ -66,15 +66,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcourse import config, data, device, plots, scratch, preprocessing as prep
+from mmcourse import data, plots, scratch, preprocessing as prep, session
 from mmcourse.encoders import count_parameters
 from mmcourse.experiments import rnn
 
-plots.use_course_style()
-config.print_settings()
-generator = config.seed_everything()
-dev = device.try_gpu()
-print(device.describe(dev))
+generator, dev = session.start()
 
 # %% [markdown]
 # ## 1 · The recurrence, by hand

@@ -67,15 +67,11 @@ from IPython.display import Audio, display
 from sklearn.decomposition import PCA
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from mmcourse import config, data, device, plots, preprocessing as prep, scratch
+from mmcourse import config, data, plots, preprocessing as prep, scratch, session
 from mmcourse.encoders import AudioCRNNEncoder, count_parameters
 from mmcourse.experiments import crnn
 
-plots.use_course_style()
-config.print_settings()
-generator = config.seed_everything()
-dev = device.try_gpu()
-print(device.describe(dev))
+generator, dev = session.start()
 
 # %% [markdown]
 # ## 1 · From waveform to features

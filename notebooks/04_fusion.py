@@ -46,14 +46,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmcourse import config, device, plots
+from mmcourse import config, session
 from mmcourse.experiments import fusion as recipe
 from mmcourse.fusion import FUSIONS, WeightedSum, make_fusion
 
-plots.use_course_style()
-config.print_settings()
-config.seed_everything()
-print(device.describe(device.try_gpu()))
+generator, dev = session.start()
 
 # %% [markdown]
 # ## The weighted sum, made precise

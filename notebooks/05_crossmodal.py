@@ -64,15 +64,11 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from mmcourse import config, crossmodal, data, device, plots
+from mmcourse import config, crossmodal, data, plots, session
 from mmcourse.experiments import alignment
 from mmcourse.widgets import show_interactive
 
-plots.use_course_style()
-config.print_settings()
-generator = config.seed_everything()
-dev = device.try_gpu()
-print(device.describe(dev))
+generator, dev = session.start()
 
 # %% [markdown]
 # ## 1 · Contrastive alignment (对齐)

@@ -1,0 +1,26 @@
+"""session.start: the first code cell of every chapter."""
+from __future__ import annotations
+
+import random
+
+import matplotlib
+import numpy as np
+import torch
+
+from mmcourse import session
+
+
+def test_start_styles_prints_seeds_and_picks_the_device(capsys):
+    matplotlib.rcParams["figure.dpi"] = 1
+    generator, dev = session.start(seed=3)
+    printed = capsys.readouterr().out
+    assert "fast mode:" in printed and "seed:" in printed and dev.type in printed
+    assert matplotlib.rcParams["figure.dpi"] == 72
+    # Every source of randomness is seeded with the given seed.
+    assert torch.equal(torch.randn(4, generator=generator),
+                       torch.randn(4, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(torch.rand(2), torch.rand(2, generator=torch.Generator().manual_seed(3)))
+    assert np.random.rand() == np.random.RandomState(3).rand()
+    assert random.random() == random.Random(3).random()
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert dev.type == expected
