@@ -27,7 +27,7 @@ unit: setup
 
 test: setup
 	$(BIN)/python -m pytest tests -q
-	MMCOURSE_FAST=$${MMCOURSE_FAST:-1} $(BIN)/python -m pytest notebooks $(NBVAL)
+	MMCOURSE_FAST=$${MMCOURSE_FAST:-1} $(BIN)/python -m pytest notebooks solutions $(NBVAL)
 
 # Regenerate every chapter notebook from its jupytext source and run it in full mode.
 notebooks: setup
