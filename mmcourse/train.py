@@ -11,7 +11,9 @@ per-epoch history, the best validation score and a time/throughput report. It ha
   weights go to ``checkpoint`` (loadable with ``torch.load(..., weights_only=True)``);
   with ``resume=True`` a later call continues from the last finished epoch. Every epoch
   reseeds the random generators from ``seed + epoch``, so a resumed run reproduces the
-  uninterrupted run's metrics;
+  uninterrupted run's metrics. A checkpoint records its run's settings
+  (:func:`run_signature`); one saved with other settings is not resumed but kept as
+  ``<name>.previous.pt``, with a warning, and the run starts afresh;
 * early stopping on the validation metric, restoring the best weights at the end.
 
 Batches are either tuples ``(inputs..., target)`` — the model is called as
@@ -26,6 +28,7 @@ import contextlib
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +141,36 @@ def _seed_epoch(seed: int, epoch: int) -> None:
     torch.manual_seed(seed * 1_000_003 + epoch)
 
 
+def run_signature(model: nn.Module, optimizer: torch.optim.Optimizer, *, epochs: int,
+                  steps_per_epoch: int, scheduler: str | None, clip_grad: float | None,
+                  monitor: str, seed: int) -> dict:
+    """The settings a checkpoint must share with a run to be resumed by it: every
+    parameter's and buffer's name and shape, the optimiser's class with each parameter
+    group's learning rate and weight decay, the number of epochs and of batches per
+    epoch, the scheduler, the clipping norm, the monitored metric and the seed."""
+    return {"parameters": [[name, list(t.shape)] for name, t in model.state_dict().items()],
+            "optimizer": type(optimizer).__name__,
+            "groups": [[g.get("lr"), g.get("weight_decay")] for g in optimizer.param_groups],
+            "epochs": epochs, "steps_per_epoch": steps_per_epoch, "scheduler": scheduler,
+            "clip_grad": clip_grad, "monitor": monitor, "seed": seed}
+
+
+def _load_matching_checkpoint(path: Path, signature: dict, device) -> dict | None:
+    """The checkpoint at ``path`` if it was saved with ``signature``; otherwise None, after
+    moving it to ``<name>.previous.pt`` with a warning that says what differs."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    saved = state.get("signature", {})
+    differing = sorted(k for k in signature if saved.get(k) != signature[k])
+    if not differing:
+        return state
+    backup = path.with_suffix(".previous.pt")
+    path.replace(backup)
+    warnings.warn(f"{path} was saved by a run with other settings ({', '.join(differing)}); "
+                  f"training from scratch. The old checkpoint is kept as {backup}.",
+                  stacklevel=3)
+    return None
+
+
 def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None, *,
         epochs: int = 10, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
         weight_decay: float = 0.0, loss_fn: Callable | None = None,
@@ -174,14 +207,18 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
         raise ValueError(f"scheduler must be 'onecycle', 'cosine' or None, not {scheduler!r}")
     if val_loader is None and monitor.startswith("val_"):
         monitor = "train_" + monitor[len("val_"):]
+    signature = run_signature(model, optimizer, epochs=epochs, steps_per_epoch=len(train_loader),
+                              scheduler=scheduler, clip_grad=clip_grad, monitor=monitor,
+                              seed=seed)
     maximise = not monitor.endswith("loss")
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds")
     result = FitResult(history={k: [] for k in keys})
     best_state, start, since_best = None, 0, 0
 
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if checkpoint is not None and resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    state = (_load_matching_checkpoint(checkpoint, signature, device)
+             if checkpoint is not None and resume and checkpoint.exists() else None)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if sched is not None and state.get("scheduler"):
@@ -262,7 +299,8 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
                         "scheduler": sched.state_dict() if sched is not None else {},
                         "history": result.history, "epoch": epoch + 1,
                         "best_epoch": result.best_epoch, "best_score": result.best_score,
-                        "best_model": best_state, "since_best": since_best}, checkpoint)
+                        "best_model": best_state, "since_best": since_best,
+                        "signature": signature}, checkpoint)
     if best_state is not None and result.best_epoch != len(result.history["train_loss"]):
         model.load_state_dict(best_state)
     result.seconds = train_time

@@ -124,3 +124,21 @@ def test_auxiliary_loss_is_added(loaders):
     assert result.history["train_loss"][0] == pytest.approx(
         plain.history["train_loss"][0] + 5.0, rel=1e-4)
     assert result.history["val_accuracy"] == pytest.approx(plain.history["val_accuracy"])
+
+
+def test_checkpoint_of_other_settings_is_kept_aside_not_resumed(loaders, tmp_path):
+    train, val = loaders
+    path = tmp_path / "run.pt"
+    first = fit(make_model(), train, val, epochs=2, lr=1e-2, progress=False, checkpoint=path)
+    with pytest.warns(UserWarning, match=r"other settings \(groups\)") as caught:
+        changed = fit(make_model(), train, val, epochs=2, lr=1e-3, progress=False,
+                      checkpoint=path)
+    assert "previous.pt" in str(caught[0].message)
+    assert changed.resumed_from == 0 and changed.seconds > 0
+    assert changed.history["train_loss"] != first.history["train_loss"]
+    kept = torch.load(tmp_path / "run.previous.pt", weights_only=True)
+    assert kept["history"] == first.history
+    # A different architecture is not loaded into the model either (no shape error).
+    wider = nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Dropout(0.1), nn.Linear(48, 10))
+    with pytest.warns(UserWarning, match="parameters"):
+        fit(wider, train, val, epochs=2, lr=1e-3, progress=False, checkpoint=path)
