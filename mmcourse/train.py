@@ -132,9 +132,10 @@ class FitResult:
         epochs = len(self.history.get("train_loss", []))
         resumed = f", resumed after epoch {self.resumed_from}" if self.resumed_from else ""
         stop = ", stopped early" if self.stopped_early else ""
+        timing = (f"{self.seconds:.1f} s, {self.samples_per_second:,.0f} samples/s"
+                  if self.seconds else "nothing left to train")
         return (f"{epochs} epochs{resumed}{stop}; best val score {self.best_score:.4f} at "
-                f"epoch {self.best_epoch}; {self.seconds:.1f} s, "
-                f"{self.samples_per_second:,.0f} samples/s")
+                f"epoch {self.best_epoch}; {timing}")
 
 
 def _seed_epoch(seed: int, epoch: int) -> None:

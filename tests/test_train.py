@@ -80,6 +80,8 @@ def test_finished_checkpoint_loads_instead_of_training(loaders, tmp_path):
     again = fit(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 10)),
                 train, val, epochs=2, lr=1e-2, progress=False, checkpoint=path)
     assert again.history == first.history and again.seconds == 0.0
+    assert first.report().endswith("samples/s")
+    assert again.report().endswith("nothing left to train")
 
 
 def test_early_stopping_restores_best(loaders):
