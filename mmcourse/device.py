@@ -1,4 +1,4 @@
-"""Device selection: CUDA, then Apple MPS, then the CPU — never a bare ``.cuda()``."""
+"""Device selection: CUDA, then Apple MPS, then the CPU, so no chapter hard-codes a device."""
 from __future__ import annotations
 
 import torch
