@@ -405,7 +405,7 @@ probes.round(3)
 
 # %% [markdown]
 # After whitening, the linear probe is at chance — no linear direction separates the
-# two — but the MLP probe still finds the modality 90 % of the time, from the shapes of
+# two — but the MLP probe still finds the modality 89 % of the time, from the shapes of
 # the distributions beyond their first two moments. No pair of linear projections can
 # remove that, whatever the adversary does. The contrastive space of section 1 has a
 # **modality gap** too, the same effect measured in CLIP (Liang et al., 2022): pictures
@@ -519,8 +519,8 @@ plt.show()
 
 # %% [markdown]
 # The pretrained encoders beat training from scratch at both label budgets, for every
-# seed: in the full run 38.9 ± 6.1 % against 26.9 ± 2.8 % with 5 labels per digit, and
-# 58.9 ± 3.1 % against 50.6 ± 3.0 % with 20. The gain is largest when labels are
+# seed: in the full run 39.0 ± 4.6 % against 27.1 ± 3.0 % with 5 labels per digit, and
+# 57.0 ± 3.8 % against 49.5 ± 3.5 % with 20. The gain is largest when labels are
 # scarcest. The pairing has done part of the work the labels would otherwise have to
 # do.
 
@@ -531,7 +531,7 @@ plt.show()
 # |---|---|---|---|
 # | **contrastive alignment (对齐)** | paired data (picture + caption) | a shared space for retrieval in both directions; a zero-shot link between modalities | two linear maps on frozen towers: test recall@1 of 31–32 % in both directions, 45 × chance |
 # | **adversarial alignment (对抗)** | only the modality of each sample (no pairs) | embeddings on which a *given* discriminator fails; useful against domain or modality shift when pairs are missing | the task accuracy holds and the trained discriminator is fooled, but a fresh probe still reads the modality: check with new probes, never with the adversary itself |
-# | **self-supervised pretraining (自监督)** | lots of unlabelled pairs | encoders that already separate the classes before any label | with 5 labels per digit 38.9 % vs 26.9 % from scratch; with 20, 58.9 % vs 50.6 % |
+# | **self-supervised pretraining (自监督)** | lots of unlabelled pairs | encoders that already separate the classes before any label | with 5 labels per digit 39.0 % vs 27.1 % from scratch; with 20, 57.0 % vs 49.5 % |
 #
 # **What to remember.**
 # * InfoNCE is a cross-entropy over the batch in both directions; at the start it sits
