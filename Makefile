@@ -30,11 +30,13 @@ test: setup
 	MMCOURSE_FAST=$${MMCOURSE_FAST:-1} $(BIN)/python -m pytest notebooks solutions $(NBVAL)
 
 # Regenerate every chapter notebook from its jupytext source and run it in full mode.
+# A cell may run for an hour (the longest, chapter 03's two language runs, takes about
+# 35 min on 2 CPU cores), so a stalled kernel connection cannot block the loop forever.
 notebooks: setup
 	for src in notebooks/[0-9]*.py; do \
 	    $(BIN)/jupytext --to ipynb --update "$$src" && \
 	    MMCOURSE_FAST=$${MMCOURSE_FAST:-0} $(BIN)/jupyter nbconvert --to notebook --execute \
-	        --inplace --ExecutePreprocessor.timeout=-1 "$${src%.py}.ipynb" || exit 1; \
+	        --inplace --ExecutePreprocessor.timeout=3600 "$${src%.py}.ipynb" || exit 1; \
 	done
 
 # Execute every solved master (solutions/*.py → .ipynb), then regenerate exercises/ and
