@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .metrics import accuracy
+
 
 def info_nce(a: Tensor, b: Tensor, temperature: Tensor | float = 0.07) -> Tensor:
     """Symmetric InfoNCE between paired rows of ``a`` (N, D) and ``b`` (N, D).
@@ -111,7 +113,7 @@ class ModalityDiscriminator(nn.Module):
         y = torch.cat([torch.full((len(e),), m, device=x.device, dtype=torch.long)
                        for m, e in enumerate(embeddings)])
         logits = self(x)
-        return F.cross_entropy(logits, y), float((logits.argmax(-1) == y).float().mean())
+        return F.cross_entropy(logits, y), accuracy(logits, y)
 
 
 class ContrastiveModel(nn.Module):

@@ -1,29 +1,53 @@
-"""Evaluation metrics shared by the chapters."""
+"""Evaluation metrics, in one place for every chapter.
+
+Classification metrics accept class scores (N, C) or predicted labels (N,), as torch
+tensors or NumPy arrays, and are computed by scikit-learn; retrieval recall@k, which
+scikit-learn does not have, is computed here.
+"""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 
-def accuracy(logits: Tensor, targets: Tensor) -> float:
-    """Share of rows of ``logits`` (N, C) whose argmax equals ``targets`` (N,)."""
-    return float((logits.argmax(dim=-1) == targets).float().mean())
+def labels_of(scores) -> np.ndarray:
+    """Predicted labels (N,) from scores (N, C) (their argmax) or from labels (N,)."""
+    array = scores.detach().cpu().numpy() if isinstance(scores, Tensor) else np.asarray(scores)
+    return array.argmax(-1) if array.ndim == 2 else array
 
 
-def confusion_matrix(predictions: Tensor, targets: Tensor, num_classes: int) -> Tensor:
-    """Counts (num_classes, num_classes): row = true class, column = predicted class."""
-    index = targets.long() * num_classes + predictions.long()
-    return torch.bincount(index, minlength=num_classes ** 2).view(num_classes, num_classes)
+def accuracy(scores, targets) -> float:
+    """Share of samples whose predicted label (see :func:`labels_of`) equals ``targets`` (N,)."""
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(labels_of(targets), labels_of(scores)))
 
 
-def macro_f1(predictions: Tensor, targets: Tensor, num_classes: int) -> float:
-    """The unweighted mean over classes of F1 = 2·precision·recall / (precision + recall)."""
-    cm = confusion_matrix(predictions, targets, num_classes).double()
-    tp = cm.diag()
-    precision = tp / cm.sum(0).clamp(min=1)
-    recall = tp / cm.sum(1).clamp(min=1)
-    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
-    return float(f1.mean())
+def macro_f1(scores, targets, num_classes: int | None = None) -> float:
+    """The unweighted mean over classes of F1 = 2·precision·recall / (precision + recall).
+
+    ``num_classes`` fixes the classes averaged over (0..num_classes−1), so a class that is
+    never predicted nor present still counts, with F1 = 0; None uses the classes seen.
+    """
+    from sklearn.metrics import f1_score
+
+    classes = None if num_classes is None else list(range(num_classes))
+    return float(f1_score(labels_of(targets), labels_of(scores), labels=classes,
+                          average="macro", zero_division=0))
+
+
+def confusion_matrix(scores, targets, num_classes: int) -> np.ndarray:
+    """Counts int64 (num_classes, num_classes): row = true class, column = predicted class."""
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    return sk_confusion(labels_of(targets), labels_of(scores), labels=list(range(num_classes)))
+
+
+def classification_scores(scores, targets, num_classes: int | None = None) -> dict:
+    """``{"accuracy", "macro-F1"}`` of predictions against ``targets``."""
+    return {"accuracy": accuracy(scores, targets),
+            "macro-F1": macro_f1(scores, targets, num_classes)}
 
 
 def recall_at_k(queries: Tensor, keys: Tensor, ks=(1, 5, 10)) -> dict:
@@ -31,11 +55,16 @@ def recall_at_k(queries: Tensor, keys: Tensor, ks=(1, 5, 10)) -> dict:
     the top k by cosine similarity.
 
     ``queries`` (N, D) and ``keys`` (N, D) are paired row by row. Returns {k: recall}.
-    Chance level is k / N.
+    Chance level is :func:`chance_recall`.
     """
-    q = torch.nn.functional.normalize(queries.float(), dim=-1)
-    k_ = torch.nn.functional.normalize(keys.float(), dim=-1)
+    q = torch.nn.functional.normalize(torch.as_tensor(queries).float(), dim=-1)
+    k_ = torch.nn.functional.normalize(torch.as_tensor(keys).float(), dim=-1)
     sims = q @ k_.T
     own = sims.diag().unsqueeze(1)
     rank = (sims > own).sum(dim=1)  # 0 = best
     return {k: float((rank < k).float().mean()) for k in ks}
+
+
+def chance_recall(k: int, n: int) -> float:
+    """Recall@k of a random ranking of ``n`` candidates: k / n, at most 1."""
+    return min(1.0, k / n)

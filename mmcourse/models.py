@@ -55,8 +55,15 @@ class MultimodalModel(nn.Module):
         """The ``<modality>_present`` masks found in ``batch`` (modality → bool (N,))."""
         return {m: batch[f"{m}_present"] for m in self.encoders if f"{m}_present" in batch}
 
-    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """Logits (N, num_classes) for a batch dict."""
+    def forward(self, *inputs) -> Tensor:
+        """Logits (N, num_classes) for a batch dict; a model of one modality may also be
+        called with its encoder's inputs, ``model(images)`` or ``model(x, lengths)``."""
+        batch = inputs[0] if len(inputs) == 1 and isinstance(inputs[0], Mapping) else None
+        if batch is None:
+            if len(self.encoders) != 1:
+                raise TypeError("a model of several modalities takes one batch dict")
+            (modality,) = self.encoders
+            batch = dict(zip(self.inputs[modality], inputs, strict=True))
         return self.head(self.fusion(self.embed(batch), self.presence(batch) or None))
 
 

@@ -38,6 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .device import autocast_dtype, try_gpu
+from .metrics import accuracy
 
 Batch = tuple | list | dict
 
@@ -83,20 +84,74 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a model with neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _to_cpu(output):
+    """Detach a tensor, or every tensor of a dict, to float32 on the CPU."""
+    if isinstance(output, dict):
+        return {k: _to_cpu(v) for k, v in output.items()}
+    out = output.detach()
+    return (out.float() if out.is_floating_point() else out).cpu()
+
+
+def _concat(parts: list):
+    """Concatenate a list of tensors, or of dicts of tensors, along the first axis."""
+    if isinstance(parts[0], dict):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat(parts)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, loader: Iterable, device: torch.device | None = None,
             forward: Callable = default_forward, amp: bool = True
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs and targets over a whole loader, concatenated on the CPU (float32 outputs)."""
-    device = device or next(model.parameters()).device
+    """Outputs and targets over a whole loader, concatenated on the CPU (float32 outputs).
+
+    Each batch is moved to ``device`` (default: the model's own device, see
+    :func:`model_device`) before ``forward(model, batch)`` runs in eval mode.
+    """
+    device = device or model_device(model)
     model.eval()
     outputs, targets = [], []
     for batch in loader:
         with _autocast(device, amp):
             out, target = forward(model, to_device(batch, device))
-        outputs.append(_split_extra(out)[0].float().cpu())
+        outputs.append(_to_cpu(_split_extra(out)[0]))
         targets.append(target.cpu())
-    return torch.cat(outputs), torch.cat(targets)
+    return _concat(outputs), torch.cat(targets)
+
+
+def embed_forward(model: nn.Module, batch: Batch):
+    """The forward of :func:`embed`: ``(model.embed(batch), batch["label"] or None)``."""
+    return model.embed(batch), batch.get("label") if isinstance(batch, dict) else None
+
+
+@torch.no_grad()
+def embed(model: nn.Module, loader: Iterable, fn: Callable = embed_forward,
+          device: torch.device | None = None, amp: bool = False):
+    """Embeddings of every batch of ``loader``, concatenated on the CPU, and the labels.
+
+    ``fn(model, batch)`` returns ``(embedding, labels)``: the embedding a tensor (B, D) or
+    a dict {name: (B, D_name)}, the labels (B,) or None. The default calls
+    ``model.embed(batch)`` and reads ``batch["label"]``. Each batch is moved to the
+    model's device first. Returns ``(embeddings (N, D) or {name: (N, D_name)}, labels
+    (N,) or None)``, float32 on the CPU.
+    """
+    device = device or model_device(model)
+    model.eval()
+    outputs, labels = [], []
+    for batch in loader:
+        with _autocast(device, amp):
+            out, label = fn(model, to_device(batch, device))
+        outputs.append(_to_cpu(out))
+        if label is not None:
+            labels.append(label.cpu())
+    return _concat(outputs), (torch.cat(labels) if labels else None)
 
 
 def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable | None = None,
@@ -105,8 +160,7 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn: Callable | None = None
     """Mean loss and accuracy of a classifier over ``loader``: ``{"loss", "accuracy"}``."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     outputs, targets = predict(model, loader, device, forward, amp)
-    return {"loss": float(loss_fn(outputs, targets)),
-            "accuracy": float((outputs.argmax(-1) == targets).float().mean())}
+    return {"loss": float(loss_fn(outputs, targets)), "accuracy": accuracy(outputs, targets)}
 
 
 @dataclass

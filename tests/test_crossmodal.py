@@ -89,7 +89,7 @@ def test_classification_metrics():
     logits = torch.tensor([[2.0, 0.1], [0.3, 0.9], [1.0, 0.0], [0.0, 1.0]])
     targets = torch.tensor([0, 1, 1, 1])
     assert accuracy(logits, targets) == 0.75
-    cm = confusion_matrix(logits.argmax(1), targets, 2)
+    cm = confusion_matrix(logits, targets, 2)
     assert cm.tolist() == [[1, 0], [1, 2]]
     # class 0: P=1/2, R=1 → F1 2/3; class 1: P=1, R=2/3 → F1 0.8
     assert macro_f1(logits.argmax(1), targets, 2) == pytest.approx((2 / 3 + 0.8) / 2)

@@ -6,13 +6,12 @@ under the course cache, keyed by the clips and the feature settings.
 """
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import config
+from .. import cache
 
 
 @dataclass
@@ -55,28 +54,27 @@ def load_spoken_captions(stamps, languages, n_mels: int = 64,
     for label, lang in enumerate(languages):
         clips = [(s.name, s.spoken[lang]) for s in stamps if lang in s.spoken]
         chosen.extend((name, path, label) for name, path in clips[:per_language])
-    key = hashlib.sha1(("|".join(f"{p}" for _, p, _ in chosen) + f"#{n_mels}").encode())
-    cached = config.cache_dir("arrays") / f"spoken-captions-{key.hexdigest()[:16]}.npz"
-    if cached.exists():
-        with np.load(cached, allow_pickle=False) as npz:
-            features = np.split(npz["frames"], np.cumsum(npz["lengths"])[:-1])
-            return SpokenCaptions(features, npz["labels"], list(languages),
-                                  npz["names"].tolist(), int(npz["skipped"]))
-    features, labels, names, skipped = [], [], [], 0
-    for name, path, label in chosen:
-        try:
-            wave = trim_silence(load_audio(path))
-        except AudioReadError as err:
-            warnings.warn(f"skipping {path}: {err}")
-            skipped += 1
-            continue
-        mel = normalize_per_utterance(log_mel(wave, n_mels=n_mels))
-        features.append(mel.T.contiguous().numpy().astype(np.float32))
-        labels.append(label)
-        names.append(name)
-    if skipped:
-        warnings.warn(f"{skipped} spoken caption(s) could not be decoded and were skipped")
-    labels = np.array(labels, dtype=np.int64)
-    np.savez(cached, frames=np.concatenate(features), lengths=[len(f) for f in features],
-             labels=labels, names=np.array(names), skipped=skipped)
-    return SpokenCaptions(features, labels, list(languages), names, skipped)
+
+    def compute() -> dict:
+        features, labels, names, skipped = [], [], [], 0
+        for name, path, label in chosen:
+            try:
+                wave = trim_silence(load_audio(path))
+            except AudioReadError as err:
+                warnings.warn(f"skipping {path}: {err}")
+                skipped += 1
+                continue
+            mel = normalize_per_utterance(log_mel(wave, n_mels=n_mels))
+            features.append(mel.T.contiguous().numpy().astype(np.float32))
+            labels.append(label)
+            names.append(name)
+        if skipped:
+            warnings.warn(f"{skipped} spoken caption(s) could not be decoded and were skipped")
+        return {"frames": np.concatenate(features), "lengths": [len(f) for f in features],
+                "labels": np.array(labels, dtype=np.int64), "names": np.array(names),
+                "skipped": skipped}
+
+    stored = cache.arrays("spoken-captions", [n_mels, *(p for _, p, _ in chosen)], compute)
+    features = np.split(stored["frames"], np.cumsum(stored["lengths"])[:-1])
+    return SpokenCaptions(features, stored["labels"], list(languages),
+                          stored["names"].tolist(), int(stored["skipped"]))

@@ -9,7 +9,6 @@ sub-category the path below it (``animals`` / ``mammals/cats``). ``*_mirror`` an
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import warnings
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import config
+from .. import cache
 from ..install import missing, stamps_dir
 
 _VARIANT = re.compile(r"_(mirror|flip)")
@@ -172,8 +171,7 @@ def _on_white(image: Image.Image) -> Image.Image:
 
 def _rasterise_svg(path: Path, width: int) -> Image.Image:
     """Render an SVG to an RGBA image ``width`` pixels wide (cached on disk)."""
-    digest = hashlib.sha1(f"{path}:{path.stat().st_mtime_ns}:{width}".encode()).hexdigest()
-    cached = config.cache_dir("svg") / f"{digest[:16]}.png"
+    cached = cache.path("svg", (path, path.stat().st_mtime_ns, width), ".png")
     if cached.exists():
         return Image.open(cached)
     try:
@@ -202,15 +200,10 @@ def load_image(stamp: Stamp, svg_width: int = 512) -> Image.Image:
 def image_array(stamps, size: int = 224) -> np.ndarray:
     """All stamps' pictures letterboxed to ``size``×``size`` on white: uint8 (N, size, size, 3).
 
-    The array is cached on disk, keyed by the stamp names and the size, because decoding
+    The array is cached on disk, keyed by the picture files and the size, because decoding
     ~950 large PNGs takes about a minute.
     """
     from ..preprocessing.image import letterbox
 
-    key = hashlib.sha1(("|".join(s.name for s in stamps) + f"#{size}").encode()).hexdigest()
-    cached = config.cache_dir("arrays") / f"stamps-{size}-{key[:16]}.npy"
-    if cached.exists():
-        return np.load(cached)
-    out = np.stack([np.asarray(letterbox(load_image(s), size)) for s in stamps])
-    np.save(cached, out)
-    return out
+    return cache.arrays("stamp-pictures", [size, *(s.image_path for s in stamps)], lambda: {
+        "pixels": np.stack([np.asarray(letterbox(load_image(s), size)) for s in stamps])})["pixels"]

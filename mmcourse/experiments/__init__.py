@@ -1,16 +1,27 @@
-"""The chapters' training runs as reusable recipes.
+"""The chapters' training runs as recipes, every one of the same shape.
 
-A chapter notebook walks through a recipe's pieces (data loaders, model, training) one
-cell at a time; :func:`run` runs a whole recipe, which is what the benchmark
-(``python -m mmcourse bench``) does in full mode to reproduce the committed notebook
-outputs. Each recipe module exposes ``run(progress: bool) -> Outcome`` and is listed in
-:data:`RECIPES`.
+A chapter notebook walks through a recipe's pieces one cell at a time;
+``python -m mmcourse bench`` runs whole recipes in full mode to reproduce the committed
+notebook outputs. Every recipe module (listed in :data:`RECIPES`) holds:
+
+* ``Settings`` — a frozen dataclass whose defaults are the full-mode values, and
+  ``FAST`` — the fields that fast mode (:func:`mmcourse.config.fast`) changes;
+* ``settings(**overrides)`` — the active mode's settings (:func:`mode_settings`);
+  notebooks read their numbers from it and never restate one;
+* ``loaders(s)`` — the data, ``model(s)`` — a freshly initialised model,
+  ``train(model, loaders, s, progress)`` — training (load-or-train through a checkpoint
+  named by :func:`checkpoint`), ``evaluate(model, loaders)`` — the metrics;
+* ``run(s=None, progress=False)`` — those four in order, returning an :class:`Outcome`.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import cache, config
 
 
 @dataclass
@@ -27,22 +38,45 @@ RECIPES = {
     "fashion-cnn": ("cnn", "Fashion-MNIST, small CNN (chapter 01)"),
     "caption-language-rnn": ("rnn", "caption language from characters, GRU vs bag of "
                              "character n-grams (chapter 02)"),
-    "spoken-digits-crnn": ("crnn", "spoken digits from MFCCs, CRNN (chapter 03)"),
-    "spoken-language-crnn": ("crnn", "language of spoken stamp captions, CRNN (chapter 03)"),
-    "avdigits-fusion": ("fusion", "every fusion method on AV-digits, 3 seeds (chapter 04)"),
-    "crossmodal": ("alignment", "stamp retrieval, adversarial alignment, self-supervised "
-                   "pretraining with few labels (chapter 05)"),
+    "spoken-digits-crnn": ("spoken_digits", "spoken digits from MFCCs, CRNN (chapter 03)"),
+    "spoken-language-crnn": ("spoken_language",
+                             "language of spoken stamp captions, CRNN (chapter 03)"),
+    "avdigits-fusion": ("fusion", "every fusion method on AV-digits (chapter 04)"),
+    "stamp-retrieval": ("retrieval", "contrastive alignment of stamp pictures and captions, "
+                        "retrieval on held-out stamps (chapter 05)"),
+    "adversarial-alignment": ("adversarial", "a shared space with a gradient-reversal "
+                              "modality discriminator, swept over its strength (chapter 05)"),
+    "self-supervised": ("self_supervised", "contrastive pretraining on unlabelled AV-digits, "
+                        "then fine-tuning with few labels (chapter 05)"),
 }
 """Recipe name → (module in this package, description)."""
 
 
-def run(name: str, progress: bool = False) -> Outcome:
-    """Run recipe ``name`` in the active mode (see :func:`mmcourse.config.fast`)."""
+def mode_settings(full, fast: dict, overrides: dict):
+    """``full`` (a frozen Settings) with the ``fast`` fields applied when the fast switch
+    is on, then ``overrides`` (field → value) on top."""
+    active = dataclasses.replace(full, **fast) if config.fast() else full
+    return dataclasses.replace(active, **overrides)
+
+
+def checkpoint(name: str, s) -> Path:
+    """The checkpoint file of run ``name`` trained with settings ``s``: runs with other
+    settings (fast, full, or a test's tiny ones) never share a file."""
+    values = dataclasses.astuple(s) if dataclasses.is_dataclass(s) else s
+    return config.cache_dir("checkpoints") / f"{name}-{cache.digest(values, 10)}.pt"
+
+
+def module(name: str):
+    """The recipe module of recipe ``name`` (see :data:`RECIPES`)."""
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
-    module = importlib.import_module(f".{RECIPES[name][0]}", __name__)
-    recipe = getattr(module, "RUNS")[name]
+    return importlib.import_module(f".{RECIPES[name][0]}", __name__)
+
+
+def run(name: str, progress: bool = False, s=None) -> Outcome:
+    """Run recipe ``name`` with settings ``s`` (default: the active mode's) and time it."""
+    recipe = module(name)
     tic = time.perf_counter()
-    outcome = recipe(progress=progress)
+    outcome = recipe.run(s=s, progress=progress)
     outcome.seconds = time.perf_counter() - tic
     return outcome

@@ -39,7 +39,7 @@ from ..models import build_encoder, build_model
 from ..preprocessing import HALF_MEAN_STD, Tokenizer, collate_multimodal
 from ..train import evaluate, fit
 from . import Outcome
-from .fusion import collate, model_config
+from .avdigits import collate, model_config
 
 FAST_STAMPS = 240
 """How many stamps (a category-stratified subset) the fast switch keeps."""

@@ -22,57 +22,7 @@ from ..models import build_model, drop_modality
 from ..preprocessing import Tokenizer, collate_multimodal
 from ..train import evaluate, fit
 from . import Outcome
-
-MODALITIES = ("image", "text", "audio")
-ENCODERS = {
-    "image": {"type": "small_cnn", "in_channels": 1, "widths": (16, 32), "embed_dim": 64,
-              "dropout": 0.1},
-    "text": {"type": "text_rnn", "embed_dim": 16, "hidden_size": 32},
-    "audio": {"type": "audio_crnn", "n_features": 13, "conv_channels": (8, 16),
-              "hidden_size": 32},
-}
-"""Encoder configs (the text encoder's ``vocab_size`` is added from the tokenizer)."""
-FUSION_OPTIONS = {
-    "sum": {"dim": 64}, "learned": {"dim": 64}, "gated": {"dim": 64},
-    "product": {"dim": 64}, "concat": {}, "late": {}, "conv": {"dim": 64},
-    "tensor": {"dim": 8}, "lowrank": {"dim": 64, "rank": 4},
-    "attention": {"dim": 64, "heads": 4},
-}
-"""Fusion name → options; every method in :data:`mmcourse.fusion.FUSIONS`."""
-collate = functools.partial(collate_multimodal, pad_keys=("tokens", "audio"))
-
-
-def av_loaders(seed: int = 0, batch_size: int = 64, train_limit: int | None = None):
-    """AV-digits train/val/test DataLoaders of dict batches and the fitted tokenizer.
-
-    The tokenizer (word level) is fitted on the training texts. ``train_limit`` keeps a
-    stratified subset of the training part (for the fast switch).
-    """
-    av = load_av_digits(seed=0)
-    tokenizer = Tokenizer(level="word").fit(av.train.texts)
-    train_idx, val_idx = stratified_split(av.train.labels, (0.9, 0.1), seed=0)
-    if train_limit is not None and train_limit < len(train_idx):
-        keep = stratified_split(av.train.labels[train_idx],
-                                (train_limit / len(train_idx), 1 - train_limit / len(train_idx)),
-                                seed=0)[0]
-        train_idx = train_idx[keep]
-    g = torch.Generator().manual_seed(seed)
-    train = DataLoader(AVDigitsDataset(av.train, tokenizer, train_idx), batch_size=batch_size,
-                       shuffle=True, collate_fn=collate, generator=g)
-    val = DataLoader(AVDigitsDataset(av.train, tokenizer, val_idx), batch_size=256,
-                     collate_fn=collate)
-    test = DataLoader(AVDigitsDataset(av.test, tokenizer), batch_size=256, collate_fn=collate)
-    return {"train": train, "val": val, "test": test}, tokenizer
-
-
-def model_config(fusion: str, modalities=MODALITIES, vocab_size: int = 32) -> dict:
-    """The :func:`mmcourse.models.build_model` config of one AV-digits model."""
-    encoders = {m: dict(ENCODERS[m]) for m in modalities}
-    if "text" in encoders:
-        encoders["text"]["vocab_size"] = vocab_size
-    return {"encoders": encoders, "fusion": {"type": fusion, **FUSION_OPTIONS[fusion]},
-            "head": {"num_classes": 10}}
-
+from .avdigits import MODALITIES, FUSION_OPTIONS, av_loaders, model_config  # noqa: F401
 
 def modality_dropout_forward(p: float):
     """A ``fit`` forward that, in training, marks one random modality missing for a share

@@ -1,0 +1,47 @@
+"""The one disk cache for derived arrays: computed once, then read back.
+
+Derived data that is slow to make — stamp pictures decoded and letterboxed, log-mel
+features of thousands of clips, frozen pretrained features — is stored under
+``MMCOURSE_CACHE/<kind>/`` as an ``.npz`` file named by a digest of what it was made
+from. :func:`arrays` returns the cached arrays when the file exists and otherwise
+computes, saves and returns them. Files are read with ``allow_pickle=False``, so a cache
+file can hold only plain arrays.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+
+
+def digest(parts: Iterable, length: int = 16) -> str:
+    """A short hex digest (``length`` characters) of the string forms of ``parts``."""
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.sha1(text.encode()).hexdigest()[:length]
+
+
+def path(kind: str, key_parts: Iterable, suffix: str = ".npz") -> Path:
+    """Where the cache entry of ``kind`` made from ``key_parts`` lives."""
+    return config.cache_dir(kind) / f"{digest(key_parts)}{suffix}"
+
+
+def arrays(kind: str, key_parts: Iterable, compute: Callable[[], dict]) -> dict:
+    """The arrays {name: ndarray} of the cache entry ``kind``/``key_parts``.
+
+    On a miss, ``compute()`` makes them; they are written to a temporary file that is
+    renamed into place, so an interrupted run never leaves a half-written entry.
+    """
+    target = path(kind, key_parts)
+    if target.exists():
+        with np.load(target, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    result = {name: np.asarray(value) for name, value in compute().items()}
+    partial = target.with_suffix(f".{os.getpid()}.partial.npz")
+    np.savez(partial, **result)
+    partial.replace(target)
+    return result
