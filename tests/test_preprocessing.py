@@ -8,21 +8,12 @@ import soundfile
 import torch
 from PIL import Image
 
-from mmcourse.data.stamps import load_image, load_stamps
-from mmcourse.install import DataNotFoundError
+from mmcourse.data.stamps import load_image
 from mmcourse.preprocessing import (
     HALF_MEAN_STD, PAD, UNK, AudioReadError, LogMel, Tokenizer, Vocabulary, add_noise,
     collate_multimodal, denormalize, eval_transform, letterbox, load_audio, log_mel, mfcc,
     normalize_per_utterance, normalize_text, pad_sequences, spec_augment, time_shift,
     token_dropout, tokenize, train_transform, trim_silence)
-
-
-@pytest.fixture(scope="module")
-def stamps():
-    try:
-        return load_stamps()
-    except DataNotFoundError as err:
-        pytest.skip(str(err))
 
 
 @pytest.fixture(scope="module")
