@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmcourse-installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-cell-timeout=900 -p no:cacheprovider
+# Both cores: one pytest worker per core, each test file (or notebook) kept on one worker,
+# one math-library thread per worker.
+JOBS ?= 2
+PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 .PHONY: setup lab test unit notebooks exercises grade clean
 
@@ -23,11 +27,11 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 unit: setup
-	$(BIN)/python -m pytest tests -q
+	$(PYTEST) tests -q
 
 test: setup
-	$(BIN)/python -m pytest tests -q
-	MMCOURSE_FAST=$${MMCOURSE_FAST:-1} $(BIN)/python -m pytest notebooks solutions $(NBVAL)
+	$(PYTEST) tests -q
+	MMCOURSE_FAST=$${MMCOURSE_FAST:-1} $(PYTEST) notebooks solutions $(NBVAL)
 
 # Regenerate every chapter notebook from its jupytext source and run it in full mode.
 # A cell may run for an hour (the longest, chapter 03's two language runs, takes about
