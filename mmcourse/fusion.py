@@ -39,18 +39,19 @@ def presence_mask(embeddings: Mapping[str, Tensor], modalities: Sequence[str],
                   mask: Tensor | Mapping[str, Tensor] | None) -> Tensor:
     """Normalise ``mask`` to a bool tensor (N, M); all True when None.
 
-    ``mask`` may be a bool tensor (N, M) or a mapping modality → bool (N,). Raises
-    ValueError when a sample has no modality at all.
+    ``mask`` may be a bool tensor (N, M) or a mapping modality → bool (N,), on any device;
+    the result is on the embeddings' device. Raises ValueError when a sample has no
+    modality at all.
     """
     first = embeddings[modalities[0]]
     n = first.shape[0]
     if mask is None:
         return torch.ones(n, len(modalities), dtype=torch.bool, device=first.device)
     if isinstance(mask, Mapping):
-        mask = torch.stack([mask[m] if m in mask else
+        mask = torch.stack([mask[m].to(first.device) if m in mask else
                             torch.ones(n, dtype=torch.bool, device=first.device)
                             for m in modalities], dim=1)
-    mask = mask.to(torch.bool)
+    mask = mask.to(device=first.device, dtype=torch.bool)
     if mask.shape != (n, len(modalities)):
         raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {(n, len(modalities))}")
     if not mask.any(dim=1).all():
