@@ -204,12 +204,12 @@ plt.show()
 
 # %% [markdown]
 # The training loss of the first epoch is near $\log 128 \approx 4.85$, as promised
-# for random embeddings (5.09 in the full run, 5.09 in fast mode: a little
-# above it, since at $\tau = 0.1$ the small random similarities are already magnified
-# tenfold). The validation loss bottoms out after about ten epochs (epoch 11 in the full
-# run, 10 in fast mode) and then rises while the training loss keeps falling:
-# with ~660 training pairs (335 in fast mode) the projections start to memorise,
-# and the best epoch (by validation recall) is kept.
+# for random embeddings (5.09 in both the full and the fast run: a little above it,
+# since at $\tau = 0.1$ the small random similarities are already magnified tenfold).
+# The validation loss bottoms out after about ten epochs (epoch 11 in the full run, 10
+# in fast mode) and then rises while the training loss keeps falling: with ~660
+# training pairs (335 in fast mode) the projections start to memorise, and the best
+# epoch (by validation recall) is kept.
 
 # %%
 history = result.history
@@ -450,8 +450,8 @@ assert own.min() < 0.6, "at some strength the model's own discriminator should b
 # %% [markdown]
 # * **A fresh probe is not fooled.** The MLP probe tells picture from caption embeddings
 #   at 98–100 % at every $\lambda$ in the full run (97–100 % in fast mode), and the
-#   linear probe stays at 64–71 % (60–72 % in fast mode): the adversary did not even close the
-#   linear gap. It won its game without removing the modality from the space.
+#   linear probe stays at 64–71 % (60–72 % in fast mode): the adversary did not even
+#   close the linear gap. It won its game without removing the modality from the space.
 
 # %%
 assert (sweep["MLP probe"] > 0.9).all(), "a fresh MLP probe should still read the modality"
