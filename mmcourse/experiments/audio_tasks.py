@@ -1,18 +1,20 @@
-"""Chapter 03's recipes: a CRNN audio encoder on spoken digits and on spoken stamp captions.
+"""What chapter 03's two recipes share: audio classification tasks, their loaders, a CRNN
+model, inference helpers and a pooled-statistics baseline.
 
-Two classification tasks on variable-length feature frames, each compared with a
-logistic regression on statistics pooled over time:
+Two classification tasks on variable-length feature frames:
 
-* ``spoken-digits-crnn`` — the Free Spoken Digit Dataset's 13 MFCCs per frame, 10 digits,
-  a seeded stratified split: 72 % train, 8 % validation, 20 % test (the test part is the
-  same as a plain 80/20 split with the same seed).
-* ``spoken-language-crnn`` — 64 log-mel bands per frame of the spoken stamp captions, one
-  class per language, split by stamp so that no test sentence is heard in training.
+* spoken digits (:func:`load_digits_task`) — the Free Spoken Digit Dataset's 13 MFCCs per
+  frame, 10 digits, a seeded stratified split: 72 % train, 8 % validation, 20 % test (the
+  test part is the same as a plain 80/20 split with the same seed);
+* spoken-caption language (:func:`load_language_task`) — log-mel bands per frame of the
+  spoken stamp captions, one class per language, split by stamp so that no test sentence
+  is heard in training.
 
 Samples are dicts ``{"audio": FloatTensor (T, F), "label": int}`` batched by
 :func:`mmcourse.preprocessing.collate_multimodal` into ``audio`` (B, T_max, F),
-``audio_lengths`` (B,), ``audio_mask`` (B, T_max) and ``label`` (B,); the model takes that
-dict.
+``audio_lengths`` (B,), ``audio_mask`` (B, T_max) and ``label`` (B,); the model
+(:func:`crnn_model`, a one-modality :class:`~mmcourse.models.MultimodalModel`) reads
+``audio`` and ``audio_lengths`` of that dict.
 """
 from __future__ import annotations
 
@@ -21,17 +23,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .. import config, data
-from ..encoders import AudioCRNNEncoder, Classifier
+from ..metrics import accuracy
+from ..models import MultimodalModel, build_model
 from ..preprocessing import collate_multimodal, spec_augment
-from ..train import FitResult, fit, predict
-from . import Outcome
+from ..train import embed, predict
 
 LANGUAGES = ("fr", "ru", "ro", "ca", "bg", "es", "be", "el")
 """The eight languages with the most spoken captions (657–925 clips each)."""
+N_MFCC = 13
+"""MFCCs per frame of the spoken digits."""
 DIGIT_FRACTIONS = (0.72, 0.08, 0.20)
 """Train / validation / test shares of the spoken digits: 80/20, with 10 % of the 80 %
 held out for validation."""
@@ -187,61 +191,56 @@ def make_loader(task: AudioTask, part: str, batch_size: int = 64, shuffle: bool 
     return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_audio)
 
 
-class AudioClassifier(Classifier):
-    """:class:`~mmcourse.encoders.AudioCRNNEncoder` and a linear head on dict batches.
+def task_loaders(task: AudioTask, batch_size: int, augment: dict | None = None,
+                 max_frames: int | None = None) -> dict[str, DataLoader]:
+    """Train, validation and test loaders of ``task`` (:func:`make_loader`).
 
-    ``batch["audio"]`` (B, T, F) with ``batch["audio_lengths"]`` (B,) → logits
-    (B, num_classes); :meth:`embed` gives the encoder's embedding (B, out_dim).
+    Only the training loader shuffles (bucketed by length), crops to ``max_frames`` and
+    augments; validation and test clips are whole, in split order, ``2 * batch_size``
+    per batch.
     """
-
-    def forward(self, batch: dict) -> Tensor:
-        """Dict batch → logits (B, num_classes)."""
-        return self.head(self.embed(batch))
-
-    def embed(self, batch: dict) -> Tensor:
-        """Dict batch → CRNN embedding (B, out_dim)."""
-        return self.encoder(batch["audio"], batch["audio_lengths"])
+    return {"train": make_loader(task, "train", batch_size, shuffle=True, augment=augment,
+                                 max_frames=max_frames),
+            "val": make_loader(task, "val", 2 * batch_size),
+            "test": make_loader(task, "test", 2 * batch_size)}
 
 
-def build_model(n_features: int, num_classes: int, seed: int = config.SEED,
-                **encoder_options) -> AudioClassifier:
-    """A CRNN classifier for frames (T, ``n_features``), initialised from ``seed``.
+def crnn_model(n_features: int, num_classes: int, seed: int = config.SEED,
+               **encoder_options) -> MultimodalModel:
+    """A CRNN classifier on frames (T, ``n_features``): an
+    :class:`~mmcourse.encoders.AudioCRNNEncoder` (``encoder_options`` go to it) and a
+    linear head, built by :func:`mmcourse.models.build_model` and initialised from
+    ``seed``; the global random state is left as it was.
 
-    ``encoder_options`` go to :class:`~mmcourse.encoders.AudioCRNNEncoder`.
+    Batch dict (``audio`` (B, T, F), ``audio_lengths`` (B,)) → logits (B, num_classes);
+    ``model.embed(batch)["audio"]`` is the embedding (B, out_dim).
     """
-    torch.manual_seed(seed)
-    return AudioClassifier(AudioCRNNEncoder(n_features, **encoder_options), num_classes)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_model({"encoders": {"audio": {"type": "audio_crnn",
+                                                   "n_features": n_features,
+                                                   **encoder_options}},
+                            "head": {"num_classes": num_classes}})
 
 
-def train(model: nn.Module, task: AudioTask, name: str, epochs: int, lr: float = 3e-3,
-          batch_size: int = 64, weight_decay: float = 1e-2, augment: dict | None = None,
-          max_frames: int | None = None, progress: bool = True) -> FitResult:
-    """Train ``model`` on ``task``'s train part with :func:`mmcourse.train.fit`.
+def predictions(model: nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted classes (N,) and true labels (N,) of every clip of ``loader``, in order.
 
-    AdamW with a one-cycle schedule; the validation part (whole clips, no augmentation)
-    picks the best epoch. ``augment`` and ``max_frames`` act on training clips only (see
-    :class:`FrameDataset`). Load or train: a finished checkpoint
-    ``config.checkpoint_path(name)`` is loaded, not retrained.
+    Each batch runs on the model's device (:func:`mmcourse.train.predict`); the results
+    are NumPy arrays on the CPU.
     """
-    config.seed_everything()
-    return fit(model, make_loader(task, "train", batch_size, shuffle=True, augment=augment,
-                                  max_frames=max_frames),
-               make_loader(task, "val", 2 * batch_size), epochs=epochs, lr=lr,
-               weight_decay=weight_decay, checkpoint=config.checkpoint_path(name),
-               progress=progress, desc=name)
+    logits, labels = predict(model, loader)
+    return logits.argmax(-1).numpy(), labels.numpy()
 
 
-@torch.no_grad()
-def embeddings(model: AudioClassifier, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
-    """CRNN embeddings (N, out_dim) and labels (N,) of every clip of ``loader``."""
-    return tuple(t.numpy() for t in predict(model, loader, forward=lambda m, b: (m.embed(b),
-                                                                                 b["label"])))
+def embeddings(model: nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+    """CRNN embeddings float32 (N, out_dim) and labels (N,) of every clip of ``loader``.
 
-
-def test_predictions(model: nn.Module, task: AudioTask, batch_size: int = 64) -> np.ndarray:
-    """Predicted class (n_test,) of every test clip, in the order of ``task.split["test"]``."""
-    logits, _ = predict(model, make_loader(task, "test", batch_size))
-    return logits.argmax(-1).numpy()
+    ``model.embed(batch)["audio"]`` on the model's device (:func:`mmcourse.train.embed`);
+    the results are NumPy arrays on the CPU.
+    """
+    vectors, labels = embed(model, loader)
+    return vectors["audio"].numpy(), labels.numpy()
 
 
 def pooled_statistics(features: list) -> np.ndarray:
@@ -257,7 +256,8 @@ def pooled_statistics(features: list) -> np.ndarray:
 
 def baseline(task: AudioTask, features=data.pooled_mfcc, C: float = 1.0
              ) -> tuple[float, np.ndarray]:
-    """Logistic regression on ``features(clips)`` (N, D): test accuracy and predictions.
+    """Logistic regression on ``features(clips)`` (N, D): test accuracy and predictions
+    (n_test,) in the order of ``task.split["test"]``.
 
     It is fitted on the train and validation parts together (it has no epochs to pick)
     after standardisation with their statistics.
@@ -270,90 +270,5 @@ def baseline(task: AudioTask, features=data.pooled_mfcc, C: float = 1.0
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
     model.fit(features([task.features[i] for i in fit_idx]), task.labels[fit_idx])
     test_x, test_y = task.part("test")
-    predictions = model.predict(features(test_x))
-    return float((predictions == test_y).mean()), predictions
-
-
-def digits_settings() -> dict:
-    """Clips per digit, epochs and optimiser settings of the spoken-digits run."""
-    return {"per_class": config.pick(None, 60), "epochs": config.pick(15, 2), "lr": 3e-3,
-            "batch_size": 64}
-
-
-def digits_model(task: AudioTask) -> AudioClassifier:
-    """The spoken-digits CRNN: the default AudioCRNNEncoder (13 MFCCs → 256) and a head."""
-    return build_model(task.n_features, len(task.classes))
-
-
-def train_digits(model: AudioClassifier, task: AudioTask, progress: bool = True) -> FitResult:
-    """Train the spoken-digits CRNN with :func:`digits_settings` (checkpoint
-    ``spoken-digits-crnn``)."""
-    settings = digits_settings()
-    return train(model, task, "spoken-digits-crnn", settings["epochs"], settings["lr"],
-                 settings["batch_size"], progress=progress)
-
-
-def language_settings() -> dict:
-    """Clips per language, encoder size, epochs and training settings of the language run.
-
-    The encoder is narrower than the default (16 and 32 channels, a GRU of 64 units per
-    direction, so a 128-d embedding) to keep an epoch over ~4,800 clips of 64 bands
-    affordable on a CPU; training clips are cut to at most 3 s (300 frames).
-    ``specaugment`` says whether the recipe's model trains with SpecAugment: it does not,
-    because in chapter 03's comparison SpecAugment lowered the validation accuracy.
-    """
-    return {"per_language": config.pick(None, 20), "epochs": config.pick(5, 2),
-            "encoder": {"conv_channels": (16, 32), "hidden_size": 64},
-            "lr": 3e-3, "batch_size": 32, "max_frames": 300, "specaugment": False}
-
-
-def language_run_name(specaugment: bool) -> str:
-    """Checkpoint name of the spoken-language CRNN trained with or without SpecAugment."""
-    return "spoken-language-crnn" + ("-specaugment" if specaugment else "")
-
-
-def language_model(task: AudioTask) -> AudioClassifier:
-    """The spoken-language CRNN of :func:`language_settings` for ``task``'s bands and classes."""
-    return build_model(task.n_features, len(task.classes), **language_settings()["encoder"])
-
-
-def train_language(model: AudioClassifier, task: AudioTask, specaugment: bool,
-                   progress: bool = True) -> FitResult:
-    """Train a spoken-language CRNN with :func:`language_settings`, with or without
-    SpecAugment (:data:`SPEC_AUGMENT`); checkpoint :func:`language_run_name`."""
-    settings = language_settings()
-    return train(model, task, language_run_name(specaugment), settings["epochs"],
-                 settings["lr"], settings["batch_size"],
-                 augment=SPEC_AUGMENT if specaugment else None,
-                 max_frames=settings["max_frames"], progress=progress)
-
-
-def run_digits(progress: bool = False) -> Outcome:
-    """Train the spoken-digits CRNN and its pooled-MFCC baseline; report test accuracy."""
-    task = load_digits_task(per_class=digits_settings()["per_class"])
-    model = digits_model(task)
-    result = train_digits(model, task, progress)
-    accuracy = float((test_predictions(model, task) == task.part("test")[1]).mean())
-    base, _ = baseline(task, data.pooled_mfcc)
-    return Outcome("spoken-digits-crnn",
-                   {"CRNN test accuracy": accuracy, "baseline test accuracy": base,
-                    "classes": len(task.classes), "clips": len(task)},
-                   details={"history": result.history})
-
-
-def run_language(progress: bool = False) -> Outcome:
-    """Train the spoken-language CRNN and its pooled log-mel baseline; report test accuracy."""
-    settings = language_settings()
-    task = load_language_task(per_language=settings["per_language"])
-    model = language_model(task)
-    result = train_language(model, task, settings["specaugment"], progress)
-    accuracy = float((test_predictions(model, task) == task.part("test")[1]).mean())
-    base, _ = baseline(task, pooled_statistics)
-    return Outcome("spoken-language-crnn",
-                   {"CRNN test accuracy": accuracy, "baseline test accuracy": base,
-                    "classes": len(task.classes), "clips": len(task)},
-                   details={"history": result.history, "specaugment": settings["specaugment"]})
-
-
-RUNS = {"spoken-digits-crnn": run_digits, "spoken-language-crnn": run_language}
-"""Recipe name → function(progress) → Outcome (see :mod:`mmcourse.experiments`)."""
+    predicted = model.predict(features(test_x))
+    return accuracy(predicted, test_y), predicted
