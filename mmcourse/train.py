@@ -106,24 +106,21 @@ def _concat(parts: list):
     return torch.cat(parts)
 
 
-@torch.no_grad()
 def predict(model: nn.Module, loader: Iterable, device: torch.device | None = None,
             forward: Callable = default_forward, amp: bool = True
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs and targets over a whole loader, concatenated on the CPU (float32 outputs).
+    """Outputs (N, …) and targets (N,) over a whole loader, concatenated on the CPU
+    (float32 outputs).
 
     Each batch is moved to ``device`` (default: the model's own device, see
-    :func:`model_device`) before ``forward(model, batch)`` runs in eval mode.
+    :func:`model_device`) before ``forward(model, batch)`` runs in eval mode; an extra
+    loss term a forward returns is dropped.
     """
-    device = device or model_device(model)
-    model.eval()
-    outputs, targets = [], []
-    for batch in loader:
-        with _autocast(device, amp):
-            out, target = forward(model, to_device(batch, device))
-        outputs.append(_to_cpu(_split_extra(out)[0]))
-        targets.append(target.cpu())
-    return _concat(outputs), torch.cat(targets)
+    def outputs_and_targets(m: nn.Module, batch: Batch):
+        out, target = forward(m, batch)
+        return _split_extra(out)[0], target
+
+    return embed(model, loader, outputs_and_targets, device, amp)
 
 
 def embed_forward(model: nn.Module, batch: Batch):

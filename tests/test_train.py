@@ -144,3 +144,41 @@ def test_checkpoint_of_other_settings_is_kept_aside_not_resumed(loaders, tmp_pat
     wider = nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Dropout(0.1), nn.Linear(48, 10))
     with pytest.warns(UserWarning, match="parameters"):
         fit(wider, train, val, epochs=2, lr=1e-3, progress=False, checkpoint=path)
+
+
+class _TwoViews(nn.Module):
+    """A model with an ``embed`` method over dict batches of flattened digits."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = nn.Linear(32, 4), nn.Linear(32, 3)
+
+    def embed(self, batch):
+        return {"left": self.left(batch["x"][:, :32]), "right": self.right(batch["x"][:, 32:])}
+
+
+def test_embed_and_predict_return_cpu_results_in_loader_order(loaders):
+    from mmcourse.train import embed, predict
+
+    _, val = loaders
+    x, y = val.dataset.tensors
+    dict_loader = [{"x": x[i:i + 100], "label": y[i:i + 100]} for i in range(0, len(y), 100)]
+    torch.manual_seed(0)
+    model = _TwoViews()
+    z, labels = embed(model, dict_loader)
+    assert set(z) == {"left", "right"} and z["left"].shape == (len(y), 4)
+    assert torch.equal(labels, y) and z["left"].device.type == "cpu"
+    torch.testing.assert_close(z["right"], model.right(x[:, 32:]).detach())
+    net = make_model().eval()
+    outputs, targets = predict(net, val)
+    torch.testing.assert_close(outputs, net(x).detach())
+    assert torch.equal(targets, y)
+
+
+def test_embed_and_predict_feed_the_model_on_its_device(loaders, feeds_model_device):
+    from mmcourse.train import embed, predict
+
+    _, val = loaders
+    feeds_model_device(predict, make_model(), val)
+    x, y = val.dataset.tensors
+    feeds_model_device(embed, _TwoViews(), [{"x": x[:10], "label": y[:10]}])
