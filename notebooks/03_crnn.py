@@ -754,8 +754,8 @@ plt.show()
 # ## 5 · What the encoder learned
 #
 # The CRNN embeddings $e$ of the *test* clips (256-dimensional for the digits, 128 for
-# the languages in the full run; 128 and 64 in fast mode), projected on their two principal components (PCA fitted on the test
-# embeddings themselves):
+# the languages in the full run; 128 and 64 in fast mode), projected on their two
+# principal components (PCA fitted on the test embeddings themselves):
 
 # %%
 digit_emb, digit_lab = audio_tasks.embeddings(digit_model, digit_loaders["test"])
