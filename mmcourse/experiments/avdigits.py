@@ -42,12 +42,14 @@ def tokenizer(av=None) -> Tokenizer:
     return Tokenizer(level="word").fit(av.train.texts)
 
 
-def av_loaders(seed: int = 0, batch_size: int = 64, train_limit: int | None = None):
+def av_loaders(seed: int | None = 0, batch_size: int = 64, train_limit: int | None = None):
     """AV-digits train/val/test DataLoaders of dict batches and the fitted tokenizer.
 
     The training split's last 10 % (stratified) is the validation part. ``train_limit``
     keeps a stratified subset of the training part. The training order comes from a
-    generator seeded with ``seed``.
+    generator seeded with ``seed``, or from PyTorch's global generator when ``seed`` is
+    None (which :func:`mmcourse.train.fit` reseeds every epoch, so a run's batch order
+    does not depend on what ran before it).
     """
     av = load_av_digits(seed=0)
     tok = tokenizer(av)
@@ -56,7 +58,7 @@ def av_loaders(seed: int = 0, batch_size: int = 64, train_limit: int | None = No
         share = train_limit / len(train_idx)
         keep = stratified_split(av.train.labels[train_idx], (share, 1 - share), seed=0)[0]
         train_idx = train_idx[keep]
-    g = torch.Generator().manual_seed(seed)
+    g = None if seed is None else torch.Generator().manual_seed(seed)
     train = DataLoader(AVDigitsDataset(av.train, tok, train_idx), batch_size=batch_size,
                        shuffle=True, collate_fn=collate, generator=g)
     val = DataLoader(AVDigitsDataset(av.train, tok, val_idx), batch_size=256,
