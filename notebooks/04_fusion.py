@@ -154,8 +154,9 @@ for key, value in batch.items():
 # ## Training every method
 #
 # Three unimodal baselines and ten fusion models, each trained once per seed in
-# `s.seeds` for `s.epochs` epochs (three seeds in the full run; one seed and fewer
-# epochs in fast mode, on the same data). Finished runs are loaded from checkpoints.
+# `s.seeds` for `s.epochs` epochs (three seeds in the full run; in fast mode one seed,
+# half the epochs at twice the learning rate, on the same data). Finished runs are
+# loaded from checkpoints.
 
 # %% tags=["nbval-ignore-output"]
 table, models = recipe.compare(s, loaders, progress=False)

@@ -162,6 +162,17 @@ def test_robustness_drops_like_zero_weight(small_loaders, tiny, vocab_size):
         accuracy(*predict(model, small_loaders["test"])), abs=1e-6)
 
 
+def test_train_loads_a_finished_run(small_loaders, tiny, vocab_size):
+    first = recipe.model(tiny, "late", vocab_size=vocab_size)
+    result = recipe.train(first, small_loaders, tiny, "late", progress=False)
+    assert len(result.history["train_loss"]) == tiny.epochs
+    again = recipe.model(tiny, "late", vocab_size=vocab_size)
+    loaded = recipe.train(again, small_loaders, tiny, "late", progress=False)
+    assert loaded.seconds == 0, "a finished run should be loaded, not trained again"
+    assert all(torch.equal(p.cpu(), q.cpu())
+               for p, q in zip(first.state_dict().values(), again.state_dict().values()))
+
+
 # Device discipline: every helper that runs a model feeds it inputs on its device.
 
 def test_embed_all_feeds_model_device(feeds_model_device, small_loaders, tiny, vocab_size):
