@@ -121,9 +121,11 @@ def build_model(config: Mapping) -> MultimodalModel:
 def drop_modality(batch: Mapping[str, Tensor], modality: str, p: float = 1.0,
                   generator: torch.Generator | None = None) -> dict:
     """A copy of ``batch`` where ``modality`` is marked missing for a random share ``p`` of
-    the samples (``"<modality>_present"`` = False); other modalities are untouched."""
-    n = next(v for v in batch.values() if isinstance(v, Tensor)).shape[0]
-    present = batch.get(f"{modality}_present", torch.ones(n, dtype=torch.bool))
+    the samples (``"<modality>_present"`` = False); other modalities are untouched. The
+    mask stays on the batch's device; ``generator`` (a CPU generator) draws the samples."""
+    first = next(v for v in batch.values() if isinstance(v, Tensor))
+    n, device = first.shape[0], first.device
+    present = batch.get(f"{modality}_present", torch.ones(n, dtype=torch.bool, device=device))
     dropped = torch.rand(n, generator=generator) < p
     out = dict(batch)
     out[f"{modality}_present"] = present & ~dropped.to(present.device)

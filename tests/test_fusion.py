@@ -195,3 +195,10 @@ def test_build_encoder_by_name():
     encoder = build_encoder({"type": "text_rnn", "vocab_size": 7, "hidden_size": 3})
     assert encoder.out_dim == 6
     assert Precomputed(5).out_dim == 5
+
+
+def test_dropped_modality_mask_stays_on_the_batch_device():
+    batch = {k: v.to("meta") for k, v in small_batch().items()}
+    dropped = drop_modality(batch, "audio", p=0.5, generator=torch.Generator().manual_seed(0))
+    assert dropped["audio_present"].device.type == "meta"
+    assert dropped["audio_present"].dtype == torch.bool
