@@ -170,13 +170,14 @@ def test_loaders_crop_and_augment_training_clips_only(stamps):
 
 
 def test_bucket_sampler_covers_every_clip_once_in_similar_lengths():
+    torch.manual_seed(0)
     lengths = [int(n) for n in torch.randint(1, 200, (103,))]
-    sampler = audio_tasks.BucketBatchSampler(lengths, batch_size=10, pool=3)
+    sampler = audio_tasks.BucketBatchSampler(lengths, batch_size=10, pool=5)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 11
     assert sorted(i for b in batches for i in b) == list(range(103))
     spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
-    assert spread < 60
+    assert spread < 80  # random batches of 10 span about 160 frames
 
 
 def test_pooled_statistics_and_baseline(digits):
