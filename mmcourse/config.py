@@ -38,11 +38,6 @@ def fast() -> bool:
     raise ValueError(f"MMCOURSE_FAST={value!r}: use 1 (fast) or 0 (full).")
 
 
-def pick(full, fast_value):
-    """Return ``fast_value`` when the fast switch is on, else ``full``."""
-    return fast_value if fast() else full
-
-
 def data_root() -> Path:
     """Root of the installed data packages (``MMCOURSE_DATA_ROOT``, default /usr/share)."""
     return Path(os.environ.get("MMCOURSE_DATA_ROOT", "/usr/share")).expanduser()
@@ -54,11 +49,6 @@ def cache_dir(*parts: str) -> Path:
     path = base.expanduser().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def checkpoint_path(name: str) -> Path:
-    """Where the checkpoint of run ``name`` lives; fast and full runs are kept apart."""
-    return cache_dir("checkpoints") / f"{name}-{'fast' if fast() else 'full'}.pt"
 
 
 def seed_everything(seed: int = SEED) -> torch.Generator:
