@@ -97,6 +97,10 @@ for key, value in summary.items():
 # top-level folder is the **category**, the path below it the **sub-category**.
 
 # %%
+assert (summary["stamps with a PNG"], summary["stamps with only an SVG"]) == (785, 165), \
+    "the stamps package should hold 785 PNG and 165 SVG-only stamps"
+
+# %%
 stamps = data.load_stamps()
 counts = summary["stamp categories"]
 fig, ax = plt.subplots(figsize=(8, 3))
@@ -153,6 +157,7 @@ stamp_browser(stamps, per_page=6, language="fr")
 
 # %%
 spoken = data.load_spoken_digits()
+assert (min(spoken.lengths), max(spoken.lengths)) == (6, 92), "clip lengths should span 6–92 frames"
 print(f"{len(spoken)} clips, {np.bincount(spoken.labels).tolist()} per digit")
 fig, axes = plt.subplots(1, 2, figsize=(10, 2.8))
 axes[0].hist(spoken.lengths, bins=40)
@@ -220,6 +225,12 @@ pd.DataFrame({"test accuracy (%)": {k: round(100 * v, 1) for k, v in baselines.i
 # Each modality alone is right about 60–70 % of the time; together they reach about
 # 95 %, because their errors are different. Chapter 04 builds neural fusion models on
 # exactly this data.
+
+# %%
+alone = [baselines[m] for m in ("image", "audio", "text")]
+assert all(0.55 < a < 0.75 for a in alone), f"single modalities should score 55–75 %: {alone}"
+assert baselines["all three"] > 0.9 and baselines["all three"] > max(alone) + 0.2, \
+    "all three together should beat the best single modality by over 20 points"
 
 # %% [markdown]
 # ## Preprocessing, step by step
@@ -290,6 +301,9 @@ mel = prep.log_mel(trimmed)
 normalised = prep.normalize_per_utterance(mel)
 print(f"log-mel {tuple(mel.shape)}: mean {mel.mean():.1f} dB; "
       f"after per-utterance normalisation: mean {normalised.mean():.2f}, std {normalised.std():.2f}")
+band_mean, band_std = normalised.mean(dim=-1), normalised.std(dim=-1)
+assert band_mean.abs().max() < 1e-4 and (band_std - 1).abs().max() < 1e-2, \
+    "each mel band should have zero mean and unit variance over the utterance"
 
 # %% [markdown]
 # **Augmentation**: shift in time, add noise at a chosen signal-to-noise ratio, and
