@@ -45,10 +45,10 @@ from . import cache, config
 
 SPOKEN_LANGUAGES = ("en", "fr", "ru", "ro", "ca", "bg", "es", "be", "el")
 """Spoken-caption languages the chapters read: English (chapter 03's first clip) and the
-eight of chapter 03's language task (``mmcourse.experiments.crnn.LANGUAGES``)."""
-NAMED_STAMPS = ("zebra", "koala")
-"""Stamps a chapter picks by name and whose spoken captions it plays; all their clips are
-packed whatever ``per_language`` says."""
+eight of chapter 03's language task (``mmcourse.experiments.spoken_language``)."""
+NAMED_STAMPS = ("albino_peahen", "frog-1", "koala", "zebra")
+"""Stamps the chapters and solutions pick by name (``s.name.endswith("/zebra")``); all
+their spoken captions are packed whatever ``per_language`` says."""
 EFFICIENTNET_FILE = "efficientnet-lite0.safetensors"
 """File name of the packed EfficientNet-Lite0 weights under ``<data root>/weights``."""
 MINILM_FOLDER = "all-MiniLM-L6-v2"
@@ -400,5 +400,6 @@ def compare(dest: str | Path, n_stamps: int = 50, n_captions: int | None = None)
             "minilm_cosine_mean": float(cosine(text, text_b).mean()),
             "minilm_cosine_min": float(cosine(text, text_b).min()),
             "spoken_logmel_correlation_mean": float(np.mean(spoken)),
+            "spoken_logmel_correlation_median": float(np.median(spoken)),
             "spoken_logmel_correlation_min": float(np.min(spoken)),
             "stamps": len(names), "captions": len(captioned), "clips": len(spoken)}

@@ -81,12 +81,12 @@ def test_layout_and_sizes(bundle, chosen):
     # fp16 EfficientNet (4.65 M parameters) and int8 MiniLM (22.7 M) fit in 35 MB
     assert 25e6 < manifest["bytes"]["weights"] < 35e6
     assert manifest["bytes"]["stamps"] < 8 * 60_000  # pictures, captions and clips
-    # the first stamp's clip in each language, plus the zebra's (a named stamp) in all
+    # the first stamp's clip in each language, plus those of the named stamps (the zebra…)
     zebra = chosen[-1]
     for lang in pack.SPOKEN_LANGUAGES:
-        having = [s for s in chosen if lang in s.spoken]
-        extra = lang in zebra.spoken and having[0] is not zebra
-        assert manifest["clips"][lang] == min(len(having), 1) + extra
+        having = [s.name for s in chosen if lang in s.spoken]
+        named = {n for n in having if n.rsplit("/", 1)[-1] in pack.NAMED_STAMPS}
+        assert manifest["clips"][lang] == len(set(having[:1]) | named)
         suffix = "" if lang == "en" else f"_{lang}"
         assert (root / f"{zebra.name}_desc{suffix}.ogg").exists() == (lang in zebra.spoken)
 
@@ -257,3 +257,23 @@ def test_cpu_times_file_covers_every_chapter():
     items = {line.split("\t")[0] for line in rows[1:]}
     chapters = {p.stem for p in (REPO / "notebooks").glob("[0-9]*.ipynb")}
     assert chapters | {"bench"} <= items
+
+
+def test_spoken_languages_cover_chapter_03():
+    from mmcourse.experiments import spoken_language
+
+    languages = spoken_language.Settings().languages
+    assert {"en", *languages} <= set(pack.SPOKEN_LANGUAGES), \
+        "the bundle must hold every language chapter 03 trains on"
+
+
+def test_named_stamps_cover_the_stamps_the_chapters_pick_by_name(stamps):
+    import re
+
+    basenames = {s.name.rsplit("/", 1)[-1] for s in stamps}
+    sources = [*(REPO / "notebooks").glob("[0-9]*.py"), *(REPO / "solutions").glob("[0-9]*.py")]
+    named = {m for path in sources for m in re.findall(r'"/([\w-]+)"', path.read_text())
+             if m in basenames}
+    assert named, "the chapters pick some stamps by name"
+    assert named <= set(pack.NAMED_STAMPS), \
+        f"chapters pick {sorted(named - set(pack.NAMED_STAMPS))} by name: add to NAMED_STAMPS"
