@@ -12,7 +12,7 @@ layers:
 * :class:`AudioCRNNEncoder` — MFCC or log-mel frames → 2-D convolutions → GRU → pooled
   state.
 
-:func:`classifier` puts a linear head on any of them. Variable-length sequences are
+:func:`mmcourse.models.build_model` puts a head on any of them. Variable-length sequences are
 padded on the right and come with their ``lengths``; the recurrent encoders pack them, so
 padded positions never change a sequence's embedding.
 """
@@ -118,7 +118,7 @@ class SmallCNN(nn.Module):
     Each stage of ``widths`` is two 3×3 conv-BN-ReLU layers and a 2×2 max-pool (ceil
     mode, so 8×8 inputs work as well as 28×28); a 1×1 conv-BN-ReLU to ``embed_dim``,
     global average pooling and dropout give the embedding. With the defaults it has
-    73,632 parameters, 74,922 with a 10-class head from :func:`classifier`.
+    73,632 parameters, 74,922 with a 10-class linear head.
     """
 
     def __init__(self, in_channels: int = 1, widths: Sequence[int] = (32, 64),
@@ -139,29 +139,6 @@ class SmallCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Image batch (N, C, H, W) → embedding (N, embed_dim)."""
         return self.embed(self.features(x))
-
-
-class Classifier(nn.Module):
-    """An encoder with a linear head: the encoder's inputs → logits (N, num_classes).
-
-    ``encoder`` is any module with ``out_dim``; its forward arguments pass through, so
-    sequence encoders take ``(x, lengths)`` here too.
-    """
-
-    def __init__(self, encoder: nn.Module, num_classes: int):
-        super().__init__()
-        self.encoder = encoder
-        self.head = nn.Linear(encoder.out_dim, num_classes)
-        self.num_classes = num_classes
-
-    def forward(self, *inputs: Tensor) -> Tensor:
-        """Encoder inputs (e.g. images (N, C, H, W), or features and lengths) → (N, classes)."""
-        return self.head(self.encoder(*inputs))
-
-
-def classifier(encoder: nn.Module, num_classes: int) -> Classifier:
-    """Put a linear head with ``num_classes`` outputs on ``encoder`` (see :class:`Classifier`)."""
-    return Classifier(encoder, num_classes)
 
 
 def _weights_path() -> Path:

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from mmcourse import encoders
 from mmcourse.encoders import (CELLS, EFFICIENTNET_MEAN_STD, EFFICIENTNET_PACKAGE, POOLINGS,
-                               AudioCRNNEncoder, Classifier, ImageEncoder, SmallCNN,
-                               TextRNNEncoder, classifier, count_parameters,
+                               AudioCRNNEncoder, ImageEncoder, SmallCNN,
+                               TextRNNEncoder, count_parameters,
                                efficientnet_lite0, masked_pool, sequence_mask)
 from mmcourse.install import DataNotFoundError
 
@@ -94,8 +94,17 @@ def test_masked_pool_rejects_bad_mode_and_lengths():
 # --- SmallCNN ------------------------------------------------------------------------------
 
 
+def with_head(encoder: nn.Module, modality: str = "image"):
+    """A one-modality model: the encoder and a 10-class linear head."""
+    from mmcourse.models import MultimodalModel
+    from mmcourse.fusion import make_fusion
+
+    return MultimodalModel({modality: encoder}, make_fusion("concat", {modality: encoder.out_dim}),
+                           nn.Linear(encoder.out_dim, 10))
+
+
 def test_small_cnn_parameter_count_under_100k_and_documented():
-    model = classifier(SmallCNN(), 10)
+    model = with_head(SmallCNN())
     n = count_parameters(model)
     assert n < 100_000
     assert f"{n:,}" in SmallCNN.__doc__
@@ -109,15 +118,15 @@ def test_small_cnn_shapes(channels: int, size: int):
     assert encoder.out_dim == 48
     assert out.shape == (3, 48)
     assert torch.isfinite(out).all()
-    assert classifier(encoder, 10)(torch.randn(3, channels, size, size)).shape == (3, 10)
+    assert with_head(encoder)(torch.randn(3, channels, size, size)).shape == (3, 10)
 
 
 def test_small_cnn_gradient_reaches_first_conv():
     torch.manual_seed(0)
-    model = classifier(SmallCNN(), 10)
+    model = with_head(SmallCNN())
     loss = nn.functional.cross_entropy(model(torch.randn(4, 1, 28, 28)), torch.arange(4))
     loss.backward()
-    first_conv = model.encoder.features[0]
+    first_conv = model.encoders["image"].features[0]
     assert isinstance(first_conv, nn.Conv2d)
     assert first_conv.weight.grad is not None and first_conv.weight.grad.abs().sum() > 0
 
@@ -208,8 +217,7 @@ def test_audio_encoder_shapes(cell: str, pooling: str):
 def test_audio_encoder_log_mel_unidirectional_with_head():
     encoder = AudioCRNNEncoder(n_features=40, conv_channels=(4, 8, 8), hidden_size=7,
                                bidirectional=False)
-    model = classifier(encoder, 10)
-    assert isinstance(model, Classifier)
+    model = with_head(encoder, "audio")
     assert encoder.out_dim == 7
     assert model(torch.randn(2, 11, 40), torch.tensor([11, 4])).shape == (2, 10)
 
