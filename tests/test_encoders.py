@@ -96,8 +96,8 @@ def test_masked_pool_rejects_bad_mode_and_lengths():
 
 def with_head(encoder: nn.Module, modality: str = "image"):
     """A one-modality model: the encoder and a 10-class linear head."""
-    from mmcourse.models import MultimodalModel
     from mmcourse.fusion import make_fusion
+    from mmcourse.models import MultimodalModel
 
     return MultimodalModel({modality: encoder}, make_fusion("concat", {modality: encoder.out_dim}),
                            nn.Linear(encoder.out_dim, 10))
