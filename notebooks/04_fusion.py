@@ -185,8 +185,8 @@ print(f"best fusion: {best} {100 * fused.loc[best, 'mean']:.1f} ± {100 * fused.
 
 # %% [markdown]
 # Every fusion method beats every single modality by a wide margin (in the full run:
-# audio alone 79.6 ± 0.9 %, the weakest fusion, gated, 91.2 ± 1.3 %, the best,
-# attention, 95.7 ± 0.4 %; in fast mode: audio alone 78.8 %, the weakest fusion
+# audio alone 78.8 ± 1.4 %, the weakest fusion, gated, 89.8 ± 2.8 %, the best,
+# attention, 95.8 ± 1.1 %; in fast mode: audio alone 78.8 %, the weakest fusion
 # 92.2 %, the best 95.3 %): the modalities are complementary by construction, and any
 # way of combining them helps — by far more than the seed-to-seed spread of the full
 # run.
@@ -326,8 +326,8 @@ print(f"best hand-picked weights: α={grid[i]:.2f}, β={grid[j]:.2f}, γ={1 - gr
 
 # %% [markdown]
 # Even tuned on the test set itself, hand-picked weights gain only a couple of points
-# over the equal weights the model was trained with (in the full run 94.8 % against
-# 92.8 %; in fast mode 95.8 % against 94.8 %), while any one modality alone — a
+# over the equal weights the model was trained with (in the full run 95.3 % against
+# 94.2 %; in fast mode 95.8 % against 94.8 %), while any one modality alone — a
 # corner of the triangle — is far worse: the trained head expects all three.
 
 # %%
@@ -380,20 +380,21 @@ assert all(abs(w - 1 / 3) < 0.05 for w in learned.values()), \
     f"the learned global weights should stay within 0.05 of 1/3: {learned}"
 
 # %% [markdown]
-# When the text is garbled the gate takes weight off the text and leans on the image
-# instead (in the full run text 0.23 → 0.00 and image 0.43 → 0.75; in fast mode
-# 0.28 → 0.00 and 0.32 → 0.84), while a noised image or noised audio hardly moves it:
-# the gate learned, without being told, to judge the quality of an input. That is the
-# practical argument for per-sample weights over the post's fixed α, β, γ.
+# Garbled text moves the gate far more than a noised image or noised audio, which hardly
+# move it: the gate does react to the quality of its inputs. *How* it reacts is not
+# settled by training, though. In fast mode its weight on text falls from 0.28 to 0.00
+# and the image takes over (0.32 → 0.84); in the full run's seed-0 model the weight on
+# text *rises* (0.19 → 0.26) and audio loses weight. Nothing in training ever showed
+# the gate a garbled input — modality dropout removes a modality, it never corrupts
+# one — so nothing taught it to distrust one. Per-sample weights make it *possible* to
+# turn a broken modality down; to make it happen, train with corrupted inputs too.
 
 # %%
 shift = (mean_gates - mean_gates.loc["clean"]).abs().sum(axis=1)
-assert mean_gates.loc["text noised", "text"] < mean_gates.loc["clean", "text"] - 0.1, \
-    "with garbled text the gate should take at least 0.1 of its weight off the text"
-assert mean_gates.loc["text noised", "image"] > mean_gates.loc["clean", "image"] + 0.1, \
-    "with garbled text the gate should put at least 0.1 more weight on the image"
 assert shift["text noised"] > 3 * shift[["image noised", "audio noised"]].max(), \
     "garbled text should move the gate far more than a noised image or noised audio"
+assert shift[["image noised", "audio noised"]].max() < 0.1, \
+    "a noised image or noised audio should hardly move the gate"
 
 # %% [markdown]
 # ## Summary
@@ -401,12 +402,14 @@ assert shift["text noised"] > 3 * shift[["image noised", "audio noised"]].max(),
 # * The post's $F = \alpha f(I) + \beta f(T) + \gamma f(A)$ needs a shared space (one
 #   projection per modality) and constrained weights; then it is a convex combination
 #   that handles a missing modality by renormalising.
-# * Learned global weights barely matter once each modality has its own projection;
-#   per-sample (gated) weights do: the gate adapts to the quality of each input.
+# * Learned global weights barely matter once each modality has its own projection.
+#   Per-sample (gated) weights react to a garbled input, but which way depends on the
+#   run: to learn to turn a broken modality down, a model must see broken inputs in
+#   training.
 # * On AV-digits every fusion method beats the best single modality by far more than
 #   the seed-to-seed spread; concatenation — the simplest — is a strong baseline, and
 #   the weighted sum is its low-capacity, interpretable special case.
 # * Multiplicative fusion (product, tensor, low-rank) models interactions but is
-#   brittle when a modality is garbled; per-sample weights let the gate notice it.
+#   brittle when a modality is garbled: every product it enters is corrupted.
 #
 # `python -m mmcourse bench avdigits-fusion` reproduces the table in full mode.
