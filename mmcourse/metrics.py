@@ -18,7 +18,14 @@ def labels_of(scores) -> np.ndarray:
 
 
 def accuracy(scores, targets) -> float:
-    """Share of samples whose predicted label (see :func:`labels_of`) equals ``targets`` (N,)."""
+    """Share of samples whose predicted label (see :func:`labels_of`) equals ``targets`` (N,).
+
+    Two torch tensors are compared where they are (a training step on a GPU copies back
+    one number, not the batch); anything else goes through scikit-learn.
+    """
+    if isinstance(scores, Tensor) and isinstance(targets, Tensor):
+        predicted = scores.argmax(-1) if scores.ndim == 2 else scores
+        return float((predicted == targets.to(predicted.device)).float().mean())
     from sklearn.metrics import accuracy_score
 
     return float(accuracy_score(labels_of(targets), labels_of(scores)))

@@ -132,3 +132,10 @@ def test_sentence_encoder_offline():
     assert e.shape == (3, 384)
     sims = torch.nn.functional.cosine_similarity(e[0:1], e[1:])
     assert sims[0] > sims[1]  # the encoder knows koalas are closer to koala bears
+
+
+def test_accuracy_agrees_on_tensors_and_arrays():
+    g = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(50, 4, generator=g), torch.randint(4, (50,), generator=g)
+    assert accuracy(logits, targets) == pytest.approx(accuracy(logits.numpy(), targets.numpy()))
+    assert accuracy(logits.argmax(1), targets) == accuracy(logits, targets)
