@@ -5,7 +5,8 @@ presence mask (N, M) — True where a sample has that modality, in the order of
 ``modalities`` — and returns one fused vector per sample, (N, out_dim). Missing
 modalities are handled by each method in the way that leaves the others' contribution
 intact: weights are renormalised over the present modalities, a product uses the
-neutral 1, a concatenation zeros, attention masks the missing tokens.
+neutral 1, a concatenation zeros, attention masks the missing tokens, the LSTM
+reads only the present ones.
 
 The methods (see :data:`FUSIONS`):
 
@@ -20,6 +21,7 @@ The methods (see :data:`FUSIONS`):
 ``tensor``    tensor fusion: the outer product of [z_m; 1] over modalities
 ``lowrank``   low-rank tensor fusion: the same product through rank-R factors
 ``attention`` cross-modal attention between the modality tokens
+``lstm``      an LSTM over the modalities as a length-M sequence; F = its last hidden state
 ========== ===============================================================
 
 The post projects nothing and adds raw encoder outputs, which only makes sense when the
@@ -33,6 +35,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 
 def presence_mask(embeddings: Mapping[str, Tensor], modalities: Sequence[str],
@@ -299,6 +302,51 @@ class AttentionFusion(_Projected):
         return (z * m).sum(dim=1) / m.sum(dim=1)
 
 
+class SequenceFusion(_Projected):
+    """An LSTM reads the modalities as a sequence; F is its final state h_n[-1].
+
+    Each modality is projected to ``dim`` and the M vectors form a sequence (N, M, dim)
+    in the fixed order of ``modalities``; an ``nn.LSTM(dim, hidden, num_layers,
+    batch_first=True)`` runs over it and the last layer's final hidden state (N, hidden)
+    is the fused vector, ``out_dim = hidden``. This is what the blog post's
+    ``MultiModalNet`` meant its LSTM to do (see :mod:`mmcourse.post_model`).
+
+    A sample's present modalities are moved to the front, in the same order, and packed
+    (``pack_padded_sequence`` with ``enforce_sorted=False``), so the LSTM runs only over
+    them: a missing modality's embedding, whatever its values (NaN included), never
+    reaches the output or the gradients. Only the lengths go to the CPU, as packing needs.
+    """
+
+    def __init__(self, dims: Mapping[str, int], dim: int = 64, hidden: int = 64,
+                 num_layers: int = 1, dropout: float = 0.0):
+        super().__init__(dims, dim)
+        self.hidden = hidden
+        self.lstm = nn.LSTM(dim, hidden, num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.out_dim = hidden
+
+    def sequence(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The projected present modalities moved to the front, (N, M, dim), and their
+        count per sample, (N,); positions past the count are zeros."""
+        # a missing embedding is replaced by zeros before the projection, so that NaN or
+        # inf there cannot reach the projection's weight gradient either
+        z = torch.stack([self.project[m](torch.where(mask[:, i:i + 1], embeddings[m],
+                                                     torch.zeros_like(embeddings[m])))
+                         for i, m in enumerate(self.modalities)], dim=1)
+        m = mask.shape[1]
+        position = torch.arange(m, device=mask.device)
+        order = torch.argsort(position + m * (~mask).long(), dim=1)  # present first, in order
+        z = z.gather(1, order.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
+        lengths = mask.sum(dim=1)
+        return z * (position < lengths.unsqueeze(1)).unsqueeze(-1).to(z.dtype), lengths
+
+    def fuse(self, embeddings, mask):
+        z, lengths = self.sequence(embeddings, mask)
+        packed = pack_padded_sequence(z, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)  # h_n (num_layers, N, hidden), in the batch's order
+        return h_n[-1]
+
+
 FUSIONS = {
     "sum": WeightedSum,
     "learned": WeightedSum,
@@ -310,6 +358,7 @@ FUSIONS = {
     "tensor": TensorFusion,
     "lowrank": LowRankFusion,
     "attention": AttentionFusion,
+    "lstm": SequenceFusion,
 }
 """Fusion name → class; :func:`make_fusion` builds one by name."""
 
@@ -319,7 +368,7 @@ def make_fusion(name: str, dims: Mapping[str, int], num_classes: int | None = No
     """Build the fusion called ``name`` (see :data:`FUSIONS`) over ``dims``.
 
     ``sum`` needs ``weights`` (equal weights when omitted); ``late`` needs
-    ``num_classes``; ``options`` go to the class (``dim``, ``rank``, ``heads``, …).
+    ``num_classes``; ``options`` go to the class (``dim``, ``rank``, ``heads``, ``hidden``, …).
     """
     if name not in FUSIONS:
         raise KeyError(f"unknown fusion {name!r}; choose from {', '.join(FUSIONS)}")

@@ -4,8 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmcourse.fusion import (FUSIONS, ConvFusion, GatedSum, LowRankFusion, TensorFusion,
-                             WeightedSum, make_fusion)
+from mmcourse.fusion import (
+    FUSIONS,
+    ConvFusion,
+    GatedSum,
+    LowRankFusion,
+    SequenceFusion,
+    TensorFusion,
+    WeightedSum,
+    make_fusion,
+)
 from mmcourse.models import MultimodalModel, build_model, drop_modality
 
 DIMS = {"image": 6, "text": 5, "audio": 4}
@@ -202,3 +210,73 @@ def test_dropped_modality_mask_stays_on_the_batch_device():
     dropped = drop_modality(batch, "audio", p=0.5, generator=torch.Generator().manual_seed(0))
     assert dropped["audio_present"].device.type == "meta"
     assert dropped["audio_present"].dtype == torch.bool
+
+
+def test_lstm_fusion_is_an_lstm_over_the_present_modalities():
+    """F (N, hidden) = h_n[-1] of the LSTM run over each sample's present projected
+    modalities (k, dim), in the fixed order image, text, audio."""
+    torch.manual_seed(0)
+    fusion = SequenceFusion(DIMS, dim=8, hidden=5, num_layers=2).eval()
+    assert fusion.out_dim == 5 and fusion.modalities == ["image", "text", "audio"]
+    emb = embeddings()
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 1], [0, 0, 1]], dtype=torch.bool)
+    out = fusion(emb, mask)
+    assert out.shape == (4, 5)
+    for i in range(4):
+        steps = [fusion.project[m](emb[m][i]) for j, m in enumerate(fusion.modalities)
+                 if mask[i, j]]
+        _, (h_n, _) = fusion.lstm(torch.stack(steps).unsqueeze(0))  # (1, k, dim)
+        assert torch.allclose(out[i], h_n[-1, 0], atol=1e-6), i
+
+
+def test_lstm_fusion_reads_the_modalities_in_order():
+    """(N, hidden): swapping two modalities' embeddings changes the fused vector."""
+    torch.manual_seed(0)
+    fusion = SequenceFusion({"a": 4, "b": 4}, dim=4, hidden=3)
+    x, y = torch.randn(2, 4), torch.randn(2, 4)
+    assert not torch.allclose(fusion({"a": x, "b": y}), fusion({"a": y, "b": x}), atol=1e-4)
+
+
+@pytest.mark.parametrize("junk", [float("nan"), float("inf"), 1e30])
+def test_lstm_fusion_missing_modality_values_never_matter(junk):
+    """(N, hidden): a missing modality set to NaN, inf or 1e30 gives the same output and
+    finite gradients for every parameter."""
+    torch.manual_seed(0)
+    fusion = make_fusion("lstm", DIMS, dim=8, hidden=6, num_layers=2)
+    emb = embeddings()
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    junked = {m: v.clone() for m, v in emb.items()}
+    junked["text"][1] = junk
+    junked["image"][2] = junk
+    junked["audio"][3] = junk
+    a, b = fusion(emb, mask), fusion(junked, mask)
+    assert torch.isfinite(b).all()
+    assert torch.allclose(a, b, atol=1e-6)
+    b.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in fusion.parameters())
+
+
+def test_lstm_fusion_moves_no_float_tensor_to_the_host():
+    """Only the lengths (N,) int64 may leave the input's device (pack_padded_sequence
+    needs them on the CPU): no float tensor is copied, converted or read back."""
+    from torch.overrides import TorchFunctionMode
+
+    moves = {torch.Tensor.cpu, torch.Tensor.to, torch.Tensor.numpy, torch.Tensor.tolist,
+             torch.Tensor.item, torch.Tensor.__float__, torch.Tensor.__bool__}
+
+    class Record(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func in moves and isinstance(args[0], torch.Tensor):
+                self.calls.append((func.__name__, args[0].dtype, tuple(args[0].shape)))
+            return func(*args, **(kwargs or {}))
+
+    fusion = make_fusion("lstm", DIMS, dim=8)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    with Record() as record:
+        fusion(embeddings(), mask)
+    assert ("cpu", torch.int64, (4,)) in record.calls
+    assert not [c for c in record.calls if c[1].is_floating_point], record.calls
