@@ -35,3 +35,47 @@ def describe(device: torch.device) -> str:
     if device.type == "mps":
         return "mps: Apple GPU"
     return f"cpu: {torch.get_num_threads()} threads"
+
+
+class PeakMemory:
+    """Peak memory of the code run inside ``with PeakMemory(device) as peak:``, in MiB
+    (``peak.mib``).
+
+    On CUDA it is the peak of the tensors allocated on ``device`` (the allocator's
+    statistics are reset on entry). On the CPU it is the growth of the process's resident
+    memory above its size on entry, sampled every 20 ms by a background thread.
+    """
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self.mib = 0.0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        import threading
+
+        import psutil
+
+        process = psutil.Process()
+        self._start = self._peak = process.memory_info().rss
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(0.02):
+                self._peak = max(self._peak, process.memory_info().rss)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return
+        self._stop.set()
+        self._thread.join()
+        self.mib = (self._peak - self._start) / 2**20

@@ -227,6 +227,37 @@ def efficientnet_lite0(pretrained: bool = True, num_classes: int = 0) -> nn.Modu
     return model
 
 
+def _frozen_stages(encoder: nn.Module) -> list[nn.Module]:
+    """The bottom stages of ``encoder.stages()`` that ``encoder.trainable_blocks`` leaves
+    frozen (none when it is None)."""
+    if encoder.trainable_blocks is None:
+        return []
+    stages = encoder.stages()
+    return stages[:len(stages) - encoder.trainable_blocks]
+
+
+def _set_trainable_stages(encoder: nn.Module, k: int | None) -> None:
+    """Unfreeze every stage of a staged encoder, then freeze all but its top ``k``."""
+    stages = encoder.stages()
+    if k is not None and not 0 <= k <= len(stages):
+        raise ValueError(f"trainable_blocks must be in 0..{len(stages)} or None, got {k}")
+    encoder.trainable_blocks = k
+    for stage in stages:
+        stage.requires_grad_(True)
+    for stage in _frozen_stages(encoder):
+        stage.requires_grad_(False)
+        stage.eval()
+
+
+def _train_keeping_frozen(encoder: nn.Module, mode: bool) -> nn.Module:
+    """``nn.Module.train(mode)`` for a staged encoder, keeping its frozen stages in eval
+    mode (their batch-norm statistics and dropout stay as pretrained)."""
+    nn.Module.train(encoder, mode)
+    for stage in _frozen_stages(encoder):
+        stage.eval()
+    return encoder
+
+
 class ImageEncoder(nn.Module):
     """EfficientNet-Lite0 image encoder: image (N, 3, H, W) → embedding (N, out_dim).
 
@@ -244,14 +275,12 @@ class ImageEncoder(nn.Module):
         self.projection = (nn.Linear(EFFICIENTNET_DIM, embed_dim) if embed_dim is not None
                            else nn.Identity())
         self.out_dim = embed_dim if embed_dim is not None else EFFICIENTNET_DIM
-        stages = self.stages()
-        if trainable_blocks is not None and not 0 <= trainable_blocks <= len(stages):
-            raise ValueError(f"trainable_blocks must be in 0..{len(stages)} or None, "
-                             f"got {trainable_blocks}")
-        self.trainable_blocks = trainable_blocks
-        for stage in self.frozen_stages():
-            stage.requires_grad_(False)
-            stage.eval()
+        self.set_trainable_stages(trainable_blocks)
+
+    def set_trainable_stages(self, k: int | None) -> None:
+        """Train only the last ``k`` of the backbone's stages (None: all of them); the
+        others are frozen and kept in eval mode."""
+        _set_trainable_stages(self, k)
 
     def stages(self) -> list[nn.Module]:
         """The backbone's 9 stages in order: stem, 7 block stages, head conv."""
@@ -260,17 +289,11 @@ class ImageEncoder(nn.Module):
 
     def frozen_stages(self) -> list[nn.Module]:
         """The stages that ``trainable_blocks`` freezes (none when it is None)."""
-        if self.trainable_blocks is None:
-            return []
-        stages = self.stages()
-        return stages[:len(stages) - self.trainable_blocks]
+        return _frozen_stages(self)
 
     def train(self, mode: bool = True) -> ImageEncoder:
         """Set train/eval mode, keeping the frozen stages in eval mode."""
-        super().train(mode)
-        for stage in self.frozen_stages():
-            stage.eval()
-        return self
+        return _train_keeping_frozen(self, mode)
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalised images (N, 3, H, W) → embedding (N, out_dim)."""
@@ -399,3 +422,60 @@ class Precomputed(nn.Identity):
     def __init__(self, dim: int):
         super().__init__()
         self.out_dim = dim
+
+
+MINILM_DIM = 384
+"""Size of an all-MiniLM-L6-v2 sentence embedding."""
+
+
+def tokenize_captions(texts: Sequence[str], max_length: int = 32) -> tuple[Tensor, Tensor]:
+    """all-MiniLM-L6-v2's word pieces of ``texts`` (N of them), right-padded:
+    ids int64 (N, L) with L ≤ ``max_length`` and lengths int64 (N,)."""
+    tokens = sentence_encoder().tokenizer(list(texts), padding=True, truncation=True,
+                                          max_length=max_length, return_tensors="pt")
+    return tokens["input_ids"], tokens["attention_mask"].sum(dim=1)
+
+
+class MiniLMEncoder(nn.Module):
+    """all-MiniLM-L6-v2 as a fine-tunable text encoder: word-piece ids (N, L) with lengths
+    (N,) → unit-length embedding (N, 384).
+
+    The transformer's token states are mean-pooled over the valid tokens and normalised,
+    as the sentence encoder does, so a frozen copy reproduces ``sentence_encoder().encode``.
+    ``stages()`` are the embeddings and the 6 transformer layers; like
+    :class:`ImageEncoder`, ``trainable_blocks`` (or :meth:`set_trainable_stages`) trains
+    only the top ones. With ``pretrained=False`` the same architecture starts from random
+    weights.
+    """
+
+    def __init__(self, pretrained: bool = True, trainable_blocks: int | None = None):
+        super().__init__()
+        import copy
+
+        source = sentence_encoder()[0].auto_model
+        if pretrained:
+            self.transformer = copy.deepcopy(source)
+        else:
+            self.transformer = type(source)(source.config, add_pooling_layer=False)
+        self.transformer.pooler = None  # sentence embeddings pool the token states instead
+        self.out_dim = MINILM_DIM
+        self.set_trainable_stages(trainable_blocks)
+
+    def stages(self) -> list[nn.Module]:
+        """The word-piece embeddings, then the transformer layers, bottom to top."""
+        return [self.transformer.embeddings, *self.transformer.encoder.layer]
+
+    def set_trainable_stages(self, k: int | None) -> None:
+        """Train only the top ``k`` stages (None: all); the others are frozen, in eval mode."""
+        _set_trainable_stages(self, k)
+
+    def train(self, mode: bool = True) -> MiniLMEncoder:
+        """Set train/eval mode, keeping the frozen stages in eval mode."""
+        return _train_keeping_frozen(self, mode)
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """Ids (N, L) right-padded, lengths (N,) in 1..L → unit-length (N, 384)."""
+        lengths = lengths.to(ids.device)
+        mask = sequence_mask(lengths, ids.shape[1])
+        states = self.transformer(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return nn.functional.normalize(masked_pool(states, lengths, "mean"), dim=-1)

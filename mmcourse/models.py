@@ -72,6 +72,8 @@ ENCODERS = {
     "efficientnet": encoders.ImageEncoder,
     "text_rnn": encoders.TextRNNEncoder,
     "audio_crnn": encoders.AudioCRNNEncoder,
+    "minilm": encoders.MiniLMEncoder,
+    "precomputed": encoders.Precomputed,
 }
 """Encoder type name → class, for :func:`build_model`."""
 

@@ -189,6 +189,20 @@ class FitResult:
                 f"epoch {self.best_epoch}; {timing}")
 
 
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+                  ) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step schedule that scales every group's learning rate by (s + 1) / w during the
+    first w = ``warmup_steps`` steps, then by ½ (1 + cos(π p)) where p runs from 0 to 1
+    over the remaining steps up to ``total_steps``."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def _seed_epoch(seed: int, epoch: int) -> None:
     torch.manual_seed(seed * 1_000_003 + epoch)
 
@@ -226,7 +240,8 @@ def _load_matching_checkpoint(path: Path, signature: dict, device) -> dict | Non
 def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None, *,
         epochs: int = 10, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
         weight_decay: float = 0.0, loss_fn: Callable | None = None,
-        scheduler: str | None = "onecycle", clip_grad: float | None = 1.0,
+        scheduler: str | None = "onecycle", warmup: float = 0.1,
+        clip_grad: float | None = 1.0,
         forward: Callable = default_forward, device: torch.device | None = None,
         amp: bool = True, checkpoint: str | Path | None = None, resume: bool = True,
         patience: int | None = None, monitor: str = "val_accuracy", seed: int = 0,
@@ -237,7 +252,9 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
         optimizer: defaults to AdamW over the trainable parameters with ``lr`` and
             ``weight_decay``.
         scheduler: ``"onecycle"`` (one-cycle learning rate, stepped per batch),
-            ``"cosine"`` (cosine decay per batch) or None (constant).
+            ``"cosine"`` (cosine decay per batch), ``"warmup_cosine"`` (a linear warm-up
+            over the first ``warmup`` share of the steps, then cosine decay; see
+            :func:`warmup_cosine`) or None (constant).
         monitor: the history key that picks the best epoch and drives early stopping;
             ``val_accuracy`` is maximised, any key ending in ``loss`` minimised. Without a
             validation loader, ``train_accuracy`` is monitored.
@@ -255,12 +272,17 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
             optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=steps)
     elif scheduler == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    elif scheduler == "warmup_cosine":
+        sched = warmup_cosine(optimizer, round(warmup * steps), steps)
     elif scheduler is not None:
-        raise ValueError(f"scheduler must be 'onecycle', 'cosine' or None, not {scheduler!r}")
+        raise ValueError("scheduler must be 'onecycle', 'cosine', 'warmup_cosine' or None, "
+                         f"not {scheduler!r}")
     if val_loader is None and monitor.startswith("val_"):
         monitor = "train_" + monitor[len("val_"):]
     signature = run_signature(model, optimizer, epochs=epochs, steps_per_epoch=len(train_loader),
-                              scheduler=scheduler, clip_grad=clip_grad, monitor=monitor,
+                              scheduler=(f"{scheduler}({warmup})" if scheduler == "warmup_cosine"
+                                         else scheduler),
+                              clip_grad=clip_grad, monitor=monitor,
                               seed=seed)
     maximise = not monitor.endswith("loss")
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds")
