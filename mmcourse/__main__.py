@@ -11,6 +11,11 @@ Commands:
                  print a summary and write a per-question CSV
   pack DIR       write a compact offline copy of the data and pretrained weights to DIR
                  (use it with MMCOURSE_DATA_ROOT=DIR on a machine without network)
+  finetune       fine-tune the full model on the stamps (chapter 06): metrics, weights,
+                 learning curve and confusion matrix in one folder; --table compares
+                 every strategy on the 5 folds. Runs under torchrun on several processes.
+  predict CKPT IMAGE [--caption TEXT] [--audio FILE]
+                 the top categories of a fine-tuned model for your own picture
 """
 from __future__ import annotations
 
@@ -121,6 +126,77 @@ def _pack(args) -> int:
     return 0
 
 
+def _finetune(args) -> int:
+    import dataclasses
+    import json
+    import os
+    from pathlib import Path
+
+    from .experiments import finetune as recipe
+
+    overrides = {k: v for k, v in {
+        "size": args.size, "epochs": args.epochs, "batch_size": args.batch_size,
+        "limit": args.limit, "dropout": args.dropout, "folds": args.folds,
+        "compile": args.compile or None,
+        "rows": tuple(args.rows) if args.rows else None}.items() if v is not None}
+    s = recipe.settings(**overrides)
+    out = Path(args.out)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if args.table:
+        if world > 1:
+            print("--table runs in one process; start it without torchrun")
+            return 2
+        print(f"settings: {s}", flush=True)
+        results = recipe.table(s, progress=args.progress, out=out / "table.json")
+        for r in results:
+            row = r.summary()
+            print(f"{row['row']:<22} accuracy {row['accuracy_mean']:.1%} ± "
+                  f"{row['accuracy_std']:.1%}  macro-F1 {row['macro_f1_mean']:.3f}  "
+                  f"trainable {row['trainable']:>11,}  {row['seconds']:7.1f} s  "
+                  f"{row['peak_mib']:7.0f} MiB")
+        print(f"table: {out / 'table.json'}")
+        return 0
+    try:
+        modalities = recipe.parse_row(f"{args.strategy}/{args.modalities}")[1]
+    except ValueError as err:
+        print(err)
+        return 2
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if __import__("torch").cuda.is_available() else "gloo")
+    try:
+        if rank == 0:
+            print(f"settings: {s}\n{world} process(es)", flush=True)
+        metrics = recipe.finetune_one(s, args.strategy, modalities, args.balance, args.fold,
+                                      out, progress=args.progress, rank=rank, world=world)
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+    if rank == 0:
+        shown = {k: metrics[k] for k in ("strategy", "modalities", "size", "epochs", "device",
+                                         "processes", "accuracy", "macro_f1", "trainable",
+                                         "train_seconds", "samples_per_second")}
+        print(json.dumps(shown, indent=1))
+        print(f"written to {out}: metrics.json, model.pt, learning_curve.png, confusion.png")
+    return 0
+
+
+def _predict(args) -> int:
+    from .inference import CheckpointError, InputError, load_finetuned, predict_files
+
+    try:
+        net, record = load_finetuned(args.checkpoint)
+        ranked = predict_files(net, record, args.image, args.caption, args.audio, args.top)
+    except (CheckpointError, InputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for category, probability in ranked:
+        print(f"{category:<12} {probability:6.1%}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; return its exit status."""
     from .experiments import RECIPES
@@ -169,6 +245,35 @@ def main(argv: list[str] | None = None) -> int:
                    help="afterwards, compare the encoders' outputs on N stamps, "
                         "installed vs bundle")
     p.set_defaults(run=_pack)
+    p = sub.add_parser("finetune", help="fine-tune the full model on the stamps (chapter 06)")
+    p.add_argument("--strategy", default="full", choices=("partial", "full", "lora"),
+                   help="what to train (default full)")
+    p.add_argument("--modalities", default="all",
+                   help="all, or some of image, text, audio joined by + (default all)")
+    p.add_argument("--balance", default="none", choices=("none", "weighted", "sampler"),
+                   help="class imbalance: a class-weighted loss or a balanced sampler")
+    p.add_argument("--fold", type=int, default=0, choices=range(5),
+                   help="the protocol fold to test on (default 0)")
+    p.add_argument("--size", type=int, help="picture size (default: 224 on a GPU, 96 on a CPU)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--limit", type=int, help="keep a stratified subset of N stamps")
+    p.add_argument("--dropout", type=float, help="dropout before the head")
+    p.add_argument("--compile", action="store_true", help="use torch.compile")
+    p.add_argument("--table", action="store_true",
+                   help="compare every row (strategy/modalities[/balance]) on the folds")
+    p.add_argument("--rows", nargs="+", metavar="ROW", help="rows of --table")
+    p.add_argument("--folds", type=int, help="folds of --table (default 5)")
+    p.add_argument("--out", default="runs/finetune", help="output folder (default runs/finetune)")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.set_defaults(run=_finetune)
+    p = sub.add_parser("predict", help="top categories of a fine-tuned model for your input")
+    p.add_argument("checkpoint", help="model.pt written by `finetune`")
+    p.add_argument("image", nargs="?", help="a PNG, JPEG or SVG picture")
+    p.add_argument("--caption", help="an English caption of the picture")
+    p.add_argument("--audio", help="a recorded caption (WAV, OGG or FLAC)")
+    p.add_argument("--top", type=int, default=3, help="categories to show (default 3)")
+    p.set_defaults(run=_predict)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -400,6 +400,12 @@ def sentence_encoder(device: str = "cpu"):
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     packed = bundled(MINILM_FOLDER)
+    try:  # no "Loading weights" bar for a model loaded from local files
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass
     try:
         from sentence_transformers import SentenceTransformer
         if packed is not None:

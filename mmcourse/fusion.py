@@ -177,15 +177,27 @@ class ProductFusion(_Projected):
 
 
 class ConcatFusion(Fusion):
-    """Early fusion: F = [z_1; …; z_M], out_dim = Σ_m D_m; a missing modality is zeros."""
+    """Early fusion: F = [z_1; …; z_M], out_dim = Σ_m D_m; a missing modality is zeros.
 
-    def __init__(self, dims: Mapping[str, int]):
+    With ``normalize`` each z_m first goes through its own ``nn.LayerNorm(D_m)``, so that
+    towers whose embeddings live on different scales (unit-length sentence embeddings
+    beside 1,280 image features of size ~1) enter the head on an equal footing.
+    """
+
+    def __init__(self, dims: Mapping[str, int], normalize: bool = False):
         super().__init__(dims)
         self.out_dim = sum(dims.values())
+        self.norms = (nn.ModuleDict({m: nn.LayerNorm(d) for m, d in dims.items()})
+                      if normalize else None)
 
     def fuse(self, embeddings, mask):
-        return torch.cat([embeddings[m] * mask[:, i:i + 1]
-                          for i, m in enumerate(self.modalities)], dim=1)
+        parts = []
+        for i, m in enumerate(self.modalities):
+            z = embeddings[m]
+            if self.norms is not None:
+                z = self.norms[m](torch.where(mask[:, i:i + 1], z, torch.zeros_like(z)))
+            parts.append(z * mask[:, i:i + 1])
+        return torch.cat(parts, dim=1)
 
 
 class LateFusion(Fusion):

@@ -98,3 +98,25 @@ def plot_history(history: dict, keys: Sequence[str] | None = None, title: str = 
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
+
+
+def plot_confusion(counts, labels: Sequence[str], title: str = "", ax=None):
+    """A confusion matrix (K, K) of counts (row = true class, column = predicted), each
+    row shaded by its share of the true class and labelled with its count. Returns the
+    Figure."""
+    counts = np.asarray(counts)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.55 * len(labels) + 2, 0.55 * len(labels) + 1.5))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i, j in np.ndindex(counts.shape):
+        if counts[i, j]:
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -38,6 +38,16 @@ class SpokenCaptions:
         return np.array([len(f) for f in self.features], dtype=np.int64)
 
 
+def clip_log_mel(path, n_mels: int = 64):
+    """One recorded clip as float32 log-mel frames (T, n_mels): mono, 16 kHz, silence
+    trimmed, ``n_mels`` bands every 10 ms, standardised per utterance. Raises
+    :class:`mmcourse.preprocessing.AudioReadError` when it cannot be decoded."""
+    from ..preprocessing import load_audio, log_mel, normalize_per_utterance, trim_silence
+
+    mel = normalize_per_utterance(log_mel(trim_silence(load_audio(path)), n_mels=n_mels))
+    return mel.T.contiguous().float()
+
+
 def load_spoken_captions(stamps, languages, n_mels: int = 64,
                          per_language: int | None = None) -> SpokenCaptions:
     """Log-mel features of every stamp's spoken caption in each of ``languages``.
@@ -47,8 +57,7 @@ def load_spoken_captions(stamps, languages, n_mels: int = 64,
     first clips of each language in stamp order (for the fast switch). A clip that cannot
     be decoded is skipped with a warning and counted in ``skipped``.
     """
-    from ..preprocessing import (AudioReadError, load_audio, log_mel, normalize_per_utterance,
-                                 trim_silence)
+    from ..preprocessing import AudioReadError
 
     chosen = []
     for label, lang in enumerate(languages):
@@ -59,13 +68,12 @@ def load_spoken_captions(stamps, languages, n_mels: int = 64,
         features, labels, names, skipped = [], [], [], 0
         for name, path, label in chosen:
             try:
-                wave = trim_silence(load_audio(path))
+                mel = clip_log_mel(path, n_mels)
             except AudioReadError as err:
                 warnings.warn(f"skipping {path}: {err}")
                 skipped += 1
                 continue
-            mel = normalize_per_utterance(log_mel(wave, n_mels=n_mels))
-            features.append(mel.T.contiguous().numpy().astype(np.float32))
+            features.append(mel.numpy())
             labels.append(label)
             names.append(name)
         if skipped:

@@ -48,6 +48,8 @@ RECIPES = {
                               "modality discriminator, swept over its strength (chapter 05)"),
     "self-supervised": ("self_supervised", "contrastive pretraining on unlabelled AV-digits, "
                         "then fine-tuning with few labels (chapter 05)"),
+    "finetune-strategies": ("finetune", "frozen probe, partial, full and LoRA fine-tuning of "
+                            "the pretrained towers on the stamps' 5 folds (chapter 06)"),
 }
 """Recipe name → (module in this package, description)."""
 
