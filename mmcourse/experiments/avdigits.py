@@ -29,9 +29,10 @@ FUSION_OPTIONS = {
     "sum": {"dim": 64}, "learned": {"dim": 64}, "gated": {"dim": 64},
     "product": {"dim": 64}, "concat": {}, "late": {}, "conv": {"dim": 64},
     "tensor": {"dim": 8}, "lowrank": {"dim": 64, "rank": 4},
-    "attention": {"dim": 64, "heads": 4}, "lstm": {"dim": 64, "hidden": 64},
+    "attention": {"dim": 64, "heads": 4},
 }
-"""Fusion name → options; every method in :data:`mmcourse.fusion.FUSIONS`."""
+"""Fusion name → options: every method in :data:`mmcourse.fusion.FUSIONS` but ``lstm``, the
+fusion of the blog post's repaired model (chapter 06)."""
 collate = functools.partial(collate_multimodal, pad_keys=("tokens", "audio"))
 """Collate AV-digits samples into dict batches with lengths and masks."""
 
