@@ -7,8 +7,8 @@ Commands:
                  and print their metrics and wall times
   exercises      regenerate exercises/ and grading/autograders/ from solutions/
                  (--check: only report what is out of date)
-  grade DIR      grade every submitted notebook under DIR against the hidden tests;
-                 print a summary and write a per-question CSV
+  grade DIR      grade every submitted notebook under DIR against the hidden tests, each
+                 in a sandbox; print a summary and write a per-question CSV
   pack DIR       write a compact offline copy of the data and pretrained weights to DIR
                  (use it with MMCOURSE_DATA_ROOT=DIR on a machine without network)
   finetune       fine-tune the full model on the stamps (chapter 06): metrics, weights,
@@ -78,13 +78,15 @@ def _grade(args) -> int:
     from pathlib import Path
 
     from .grading import grade_folder, summary_table
+    from .grading.sandbox import protection
 
     folder = Path(args.submissions)
     if not folder.is_dir():
         print(f"{folder} is not a folder of submitted notebooks")
         return 2
     out = Path(args.csv) if args.csv else folder.parent / f"{folder.name}-grades.csv"
-    grades = grade_folder(folder, out, timeout=args.timeout)
+    print(f"sandbox: {protection()}", flush=True)
+    grades = grade_folder(folder, out, timeout=args.timeout, memory=int(args.memory * 2**30))
     if not grades:
         print(f"no notebooks (*.ipynb) under {folder}")
         return 2
@@ -223,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--csv", help="where to write the scores (default: DIR-grades.csv)")
     p.add_argument("--timeout", type=float, default=300,
                    help="seconds each notebook may run (default 300)")
+    p.add_argument("--memory", type=float, default=6,
+                   help="GiB of address space each notebook may use (default 6)")
     p.set_defaults(run=_grade)
     p = sub.add_parser("pack", help="write an offline bundle of the data and weights")
     p.add_argument("dest", help="folder to write (use it as MMCOURSE_DATA_ROOT)")

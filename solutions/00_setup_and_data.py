@@ -75,6 +75,8 @@ assert normalize_caption("  Un   zèbre. ") == "un zèbre"
 
 # %%
 # HIDDEN
+from mmcourse.grading.hidden import forbidding, hidden_seed
+
 for stamp in stamps[::7]:
     for lang in ("en", "fr", "ru", "zh_CN", "el"):
         if lang in stamp.captions:
@@ -127,7 +129,7 @@ assert _m.tolist() == [[True, True, True], [True, False, False]]
 
 # %%
 # HIDDEN
-_g = torch.Generator().manual_seed(3)
+_g = torch.Generator().manual_seed(hidden_seed(3))
 _seqs = [torch.randn(int(n), 13, generator=_g) for n in torch.randint(1, 40, (6,), generator=_g)]
 for _got, _want in zip(pad_batch(_seqs, -1.0), prep.pad_sequences(_seqs, -1.0)):
     assert _got.shape == _want.shape and _got.dtype == _want.dtype

@@ -100,6 +100,8 @@ assert _ids.dtype == torch.long and _ids.tolist() == [4, 2, 3, 1, 1]
 
 # %%
 # HIDDEN
+from mmcourse.grading.hidden import forbidding, hidden_seed
+
 _train = [s.caption for s in stamps[::2]]
 _reference = prep.Tokenizer(level="char").fit(_train)
 _tokens = char_vocabulary(_train)
@@ -160,7 +162,7 @@ assert torch.allclose(_out, torch.tanh(torch.tensor([[2.0], [1.0]])))
 
 # %%
 # HIDDEN
-_g = torch.Generator().manual_seed(21)
+_g = torch.Generator().manual_seed(hidden_seed(21))
 for _n, _in, _hid in [(1, 1, 1), (5, 7, 3), (16, 30, 24), (3, 2, 40)]:
     _cell = nn.RNNCell(_in, _hid).double()
     with torch.no_grad():
@@ -232,7 +234,7 @@ assert torch.allclose(_out, torch.tanh(torch.tensor([[1.0], [1.0]])))
 # HIDDEN
 from torch.nn.utils.rnn import pack_padded_sequence
 
-_g = torch.Generator().manual_seed(5)
+_g = torch.Generator().manual_seed(hidden_seed(5))
 for _n, _t, _in, _hid in [(1, 1, 3, 2), (6, 9, 4, 5), (12, 25, 10, 16), (3, 4, 1, 1)]:
     _rnn = nn.RNN(_in, _hid, batch_first=True).double()
     _lengths = torch.randint(1, _t + 1, (_n,), generator=_g)
@@ -318,7 +320,7 @@ assert torch.allclose(_zero, 0.5 * _h)       # r = z = 1/2 and n = 0: h' = h / 2
 
 # %%
 # HIDDEN
-_g = torch.Generator().manual_seed(8)
+_g = torch.Generator().manual_seed(hidden_seed(8))
 for _n, _in, _hid in [(1, 1, 1), (4, 6, 3), (10, 20, 12)]:
     _cell = nn.GRUCell(_in, _hid).double()
     with torch.no_grad():
@@ -435,7 +437,7 @@ def _explicit_norm(W, U, b, xs):
     return torch.linalg.matrix_norm(_jac, ord=2).item()
 
 
-_g = torch.Generator().manual_seed(13)
+_g = torch.Generator().manual_seed(hidden_seed(13))
 for _t, _in, _hid in [(1, 2, 3), (7, 5, 4), (20, 9, 16)]:
     _W = torch.randn(_hid, _in, generator=_g, dtype=torch.float64)
     _U = 1.5 * torch.randn(_hid, _hid, generator=_g, dtype=torch.float64) / _hid ** 0.5

@@ -78,7 +78,9 @@ assert torch.allclose(weighted_sum(_z, {"image": 1, "text": 1}, _mask)[1], torch
 
 # %%
 # HIDDEN
-_ = torch.manual_seed(0)
+from mmcourse.grading.hidden import forbidding, hidden_seed
+
+_ = torch.manual_seed(hidden_seed(0))
 _dims = {"image": 6, "text": 5, "audio": 4}
 _w = {"image": 0.5, "text": 0.2, "audio": 0.3}
 _ref = WeightedSum(_dims, dim=7, weights=_w)
@@ -129,7 +131,7 @@ assert torch.allclose(_p, torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, 0.5]])
 
 # %%
 # HIDDEN
-_ = torch.manual_seed(1)
+_ = torch.manual_seed(hidden_seed(1))
 _theta = torch.randn(4)
 _present = torch.rand(20, 4) > 0.5
 _present[:, 0] |= ~_present.any(dim=1)
@@ -181,7 +183,7 @@ assert _out.tolist() == [[6.0, 10.0, 2.0, 3.0, 5.0, 1.0]]
 
 # %%
 # HIDDEN
-_ = torch.manual_seed(2)
+_ = torch.manual_seed(hidden_seed(2))
 _ref = TensorFusion({"a": 5, "b": 3}, dim=4)
 _emb = {"a": torch.randn(6, 5), "b": torch.randn(6, 3)}
 _za, _zb = (_ref.project[m](_emb[m]).detach() for m in ("a", "b"))
@@ -228,7 +230,7 @@ assert torch.allclose(late_fusion(_l, torch.tensor([[False, True]])), torch.tens
 
 # %%
 # HIDDEN
-_ = torch.manual_seed(3)
+_ = torch.manual_seed(hidden_seed(3))
 _ref = LateFusion({"image": 4, "text": 3, "audio": 2}, num_classes=5)
 _emb = {"image": torch.randn(8, 4), "text": torch.randn(8, 3), "audio": torch.randn(8, 2)}
 _present = torch.rand(8, 3) > 0.3

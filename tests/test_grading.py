@@ -112,6 +112,10 @@ HOSTILE = {
     "deleted_cells": lambda nb, i: nb.cells.pop(i),
     "reordered_cells": lambda nb, i: nb.cells.insert(1, nb.cells.pop(i)),
     "prints_megabytes": lambda nb, i: nb.cells.insert(i, nbformat.v4.new_code_cell("print('x' * 5_000_000)")),
+    "os_exit": lambda nb, i: nb.cells.insert(i, nbformat.v4.new_code_cell("import os\nos._exit(3)")),
+    "failed_import": lambda nb, i: nb.cells.insert(i, nbformat.v4.new_code_cell("import no_such_module_here")),
+    "killed": lambda nb, i: nb.cells.insert(i, nbformat.v4.new_code_cell(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")),
 }
 EXPECTED = {
     "endless_loop": "time limit",
@@ -121,6 +125,9 @@ EXPECTED = {
     "deleted_cells": "were deleted",
     "reordered_cells": "reordered",
     "prints_megabytes": "million characters",
+    "os_exit": "calls os._exit(3): grading went on past it",
+    "failed_import": "failed to import: ModuleNotFoundError",
+    "killed": "killed by SIGKILL in cell",
     "not_json": "not a readable notebook",
     "empty_file": "not a readable notebook",
 }
@@ -155,12 +162,16 @@ def test_hostile_submission_graded_with_a_reason(hostile, case):
     row = next(r for f, r in rows.items() if case in f)
     assert EXPECTED[case] in row["reasons"], row["reasons"]
     assert float(row["seconds"]) < TIMEOUT + 120  # killed at the limit, plus start-up
-    if case in ("endless_loop", "not_json", "empty_file"):
+    if case in ("endless_loop", "not_json", "empty_file", "killed"):
         assert float(row["total"]) == 0
-    if case in ("sys_exit", "raises", "prints_megabytes", "reordered_cells"):
+        assert float(row["possible"]) > 0  # from the instructor's archive, always
+    if case in ("sys_exit", "os_exit", "failed_import", "raises", "prints_megabytes",
+                "reordered_cells"):
         assert float(row["total"]) == float(row["possible"])  # the answers themselves are right
     if case in ("deleted_cells", "syntax_error"):
         assert 0 <= float(row["total"]) < float(row["possible"])
+    if case == "endless_loop":
+        assert "in cell" in row["reasons"]  # names the cell that ran too long
 
 
 def test_submissions_are_never_modified(hostile):
