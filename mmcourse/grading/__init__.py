@@ -11,11 +11,14 @@ writes
 * ``grading/solved/NN_name.ipynb`` — the student notebook with the solutions filled in,
   a reference submission that must score full marks.
 
-Nothing in ``exercises/`` is edited by hand. :func:`grade_submission` grades one notebook
-in a child process with a time limit; :func:`grade_folder` grades a folder and writes a
-per-question CSV. A submission that is not a notebook, loops forever, raises, calls
-``sys.exit``, has a syntax error, deletes or reorders cells, or prints megabytes is graded
-with a stated reason; submitted files are only read, never modified.
+Nothing in ``exercises/`` is edited by hand. :func:`grade_submission` grades one notebook:
+its code cells run in a sandboxed child (:mod:`.sandbox`, :mod:`.child`) under a time and
+a memory limit, while the tests, public and hidden, run here in the grader against the
+submission's names seen through proxies over a data-only channel (:mod:`.remote`,
+:mod:`.channel`). :func:`grade_folder` grades a folder and writes a per-question CSV. A
+submission that is not a notebook, loops forever, raises, exits, runs out of memory, has
+a syntax error, deletes or reorders cells, prints megabytes, claims another exercise or
+attacks the grader is graded with a stated reason; submitted files are only read.
 """
 from __future__ import annotations
 

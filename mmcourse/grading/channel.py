@@ -97,7 +97,8 @@ def receive(fd: int, deadline: float | None = None) -> dict:
 
 # --------------------------------------------------------------------------- values
 def encode_array(array: np.ndarray, name: str | None = None) -> dict:
-    array = np.ascontiguousarray(array)
+    if not array.flags.c_contiguous:  # (np.ascontiguousarray would make a 0-d array 1-d)
+        array = array.copy(order="C")
     return {"dtype": name or array.dtype.name, "shape": list(array.shape),
             "data": base64.b64encode(array.tobytes()).decode("ascii")}
 

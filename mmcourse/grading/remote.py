@@ -77,6 +77,8 @@ class Session:
             self.ended = f"protocol: {err}"
         elif status < 0:
             self.ended = f"signal {-status}"
+        elif self.child.sandboxed and 128 < status < 128 + 65:  # bwrap reports 128 + signal
+            self.ended = f"signal {status - 128}"
         else:
             self.ended = f"exit {status}"
         self.ended_where = where
