@@ -36,12 +36,12 @@ def _frame(message: dict) -> str:
 ATTACKS = {
     # replace the test machinery of the old design: doctest's runner, otter's test
     # functions, and the grader's own modules inside the child
-    "patched_machinery": f"""
+    "patched_machinery": """
 import doctest, sys
 doctest.DocTestRunner.run = lambda self, *a, **k: doctest.TestResults(0, 0)
 doctest.OutputChecker.check_output = lambda *a, **k: True
 import mmcourse.grading.channel as _ch, mmcourse.grading.hidden as _hid
-_ch.Encoder.__call__ = lambda self, value, depth=0: {{"passed": True, "score": 1.0}}
+_ch.Encoder.__call__ = lambda self, value, depth=0: {"passed": True, "score": 1.0}
 _hid.hidden_seed = lambda seed: 0
 for _m in list(sys.modules):
     if _m.startswith("otter"):
@@ -158,8 +158,9 @@ def _children_running(module: str) -> list[int]:
     return found
 
 
-def _snapshot(places=(Path.home(), ROOT, ROOT / "exercises", ROOT / "grading",
-                      ROOT / "mmcourse", ROOT / "mmcourse" / "grading")) -> set[str]:
+def _snapshot(places=None) -> set[str]:
+    places = places or (Path.home(), ROOT, ROOT / "exercises", ROOT / "grading",
+                        ROOT / "mmcourse", ROOT / "mmcourse" / "grading")
     return {str(p) for place in places if place.is_dir() for p in place.iterdir()}
 
 
@@ -271,7 +272,7 @@ def test_hidden_tests_never_enter_the_sandbox():
               f"print(len(hits), hits[:5], sorted(os.listdir({str(ROOT)!r})))\n")
     cmd = sandbox.bwrap_command([sys.executable, "-c", script],
                                 {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(sandbox.package_parent())})
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("0 "), done.stdout
     assert done.stdout.strip().endswith("['mmcourse']"), done.stdout
@@ -281,3 +282,26 @@ def test_masters_name_their_exercise():
     for master in masters():
         meta = json.loads((ROOT / "exercises" / master.name).read_text())["metadata"]
         assert meta["otter"]["assignment_name"] == master.stem
+
+
+def test_a_fork_bomb_is_stopped(tmp_path):
+    """Processes that multiply are held by the process limit (where a cgroup can be made)
+    and all end with the submission."""
+    from mmcourse.grading import grade_submission, hidden
+
+    exercise = nbformat.read(ROOT / "exercises" / f"{NAME}.ipynb", as_version=4)
+    nb = copy.deepcopy(exercise)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(
+        f"import os, time\n_tag = '{TOKEN}-bomb'\nfor _ in range(12):\n"
+        "    try:\n        os.fork()\n    except OSError:\n        pass\ntime.sleep(600)"))
+    path = tmp_path / f"{NAME}_bomb.ipynb"
+    nbformat.write(nb, path)
+    hidden.grading_mode(True)
+    try:
+        grade = grade_submission(path, ROOT / "grading" / "autograders" / f"{NAME}.zip",
+                                 ROOT / "exercises" / f"{NAME}.ipynb", timeout=20,
+                                 memory=MEMORY_GIB * 2**30)
+    finally:
+        hidden.grading_mode(False)
+    assert grade.total == 0 and "time limit" in " ".join(grade.reasons), grade.reasons
+    assert _children_running("mmcourse.grading.child") == []

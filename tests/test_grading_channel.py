@@ -110,7 +110,7 @@ def test_forbidding_in_the_master_patches_and_restores():
     import torch.nn.functional as F
 
     original = F.conv2d
-    with hidden.forbidding("torch.nn.functional.conv2d"):
-        with pytest.raises(RuntimeError, match="may not call"):
-            F.conv2d(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 1, 1))
+    with hidden.forbidding("torch.nn.functional.conv2d"), \
+            pytest.raises(RuntimeError, match="may not call"):
+        F.conv2d(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 1, 1))
     assert F.conv2d is original

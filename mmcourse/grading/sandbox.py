@@ -40,6 +40,9 @@ WORK = "/sandbox"
 """The child's private working folder (and home) inside bubblewrap."""
 TMPFS_BYTES = 512 * 2**20
 FILE_BYTES = 256 * 2**20
+MAX_PROCESSES = 256
+"""Processes and threads the child may have at once, where a pids cgroup can be made."""
+PIDS_CGROUP = Path("/sys/fs/cgroup/pids")
 MARKER = "MMCOURSE_GRADING_RUN"
 """Environment variable that marks every process of one run (see :func:`reap`)."""
 _PASS_ENV = ("MMCOURSE_DATA_ROOT", "MMCOURSE_FAST", "CI", "LANG", "LC_ALL", "TZ",
@@ -117,7 +120,7 @@ def _bwrap_works() -> bool:
         done = subprocess.run(bwrap_command([sys.executable, "-c", "import mmcourse"],
                                             {"PATH": "/usr/bin:/bin",
                                              "PYTHONPATH": str(package_parent())}),
-                              capture_output=True, timeout=120)
+                              capture_output=True, timeout=120, check=False)
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
@@ -132,7 +135,7 @@ def _drop_user() -> tuple[int, int] | None:
     try:
         done = subprocess.run([sys.executable, "-c", "import mmcourse"], capture_output=True,
                               timeout=120, cwd="/", env={"PYTHONPATH": str(package_parent())},
-                              preexec_fn=lambda: _become(ids))
+                              preexec_fn=lambda: _become(ids), check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return ids if done.returncode == 0 else None
@@ -144,14 +147,42 @@ def _become(ids: tuple[int, int]) -> None:
     os.setuid(ids[0])
 
 
+def _pids_cgroup(marker: str) -> Path | None:
+    """A new cgroup (v1 pids controller) for one child, or None where none can be made."""
+    try:
+        if not (PIDS_CGROUP / "cgroup.procs").exists():
+            return None
+        path = PIDS_CGROUP / f"mmcourse-grade-{marker}"
+        path.mkdir()
+        (path / "pids.max").write_text(str(MAX_PROCESSES))
+        return path
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _cgroups_work() -> bool:
+    path = _pids_cgroup(secrets.token_hex(6))
+    if path is None:
+        return False
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+    return True
+
+
 def protection() -> str:
     """Which sandbox is in force, in words."""
     if _bwrap_works():
         return ("bubblewrap: own user (nobody), PID, network and IPC namespaces, no "
                 "capabilities, read-only system view without the course's tests, private "
-                "in-memory working folder; plus memory, CPU and file-size limits")
+                "in-memory working folder; plus memory, CPU and file-size limits"
+                + (f", at most {MAX_PROCESSES} processes (cgroup)" if _cgroups_work() else ""))
     user = _drop_user()
     base = "resource limits (memory, CPU, file size), own process group, private temporary folder"
+    if _cgroups_work():
+        base += f", at most {MAX_PROCESSES} processes (cgroup)"
     if user is not None:
         return f"no bubblewrap: {base}, user nobody; the file system is visible as to nobody"
     return (f"no bubblewrap: {base}; same user as the grader, so the child can read and write "
@@ -180,8 +211,16 @@ class Child:
             os.chown(self.folder, *user)
         limits = [(resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, int(cpu_seconds) + 1),
                   (resource.RLIMIT_FSIZE, FILE_BYTES), (resource.RLIMIT_CORE, 0)]
+        self.cgroup = _pids_cgroup(self.marker)
+        procs = None if self.cgroup is None else str(self.cgroup / "cgroup.procs")
 
         def prepare():
+            if procs is not None:
+                try:
+                    with open(procs, "w") as fh:
+                        fh.write(str(os.getpid()))
+                except OSError:
+                    pass
             for which, value in limits:
                 resource.setrlimit(which, (value, value))
             if user is not None:
@@ -227,9 +266,32 @@ class Child:
         except subprocess.TimeoutExpired:
             pass
         reap(self.marker)
+        if self.cgroup is not None:
+            _empty(self.cgroup)
         self.stderr.close()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _empty(cgroup: Path, rounds: int = 100) -> None:
+    """Kill every process in ``cgroup``, then remove it."""
+    for _ in range(rounds):
+        try:
+            pids = [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+    try:
+        cgroup.rmdir()
+    except OSError:
+        pass
 
 
 def marked(marker: str) -> list[int]:
