@@ -13,8 +13,8 @@ writes
 
 Nothing in ``exercises/`` is edited by hand. :func:`grade_submission` grades one notebook:
 its code cells run in a sandboxed child (:mod:`.sandbox`, :mod:`.child`) under a time and
-a memory limit, while the tests, public and hidden, run here in the grader against the
-submission's names seen through proxies over a data-only channel (:mod:`.remote`,
+a memory limit, while the hidden tests run here in the grader against the submission's
+names seen through proxies over a data-only channel (:mod:`.remote`,
 :mod:`.channel`). :func:`grade_folder` grades a folder and writes a per-question CSV. A
 submission that is not a notebook, loops forever, raises, exits, runs out of memory, has
 a syntax error, deletes or reorders cells, prints megabytes, claims another exercise or
@@ -332,11 +332,12 @@ def _case_failure(err: BaseException, source: str, filename: str) -> str:
 
 def run_tests(session: remote.Session, tests: dict, ctx: dict, names: set[str]
               ) -> tuple[dict, list[str]]:
-    """Run every test case in the grader against the submission seen through
-    ``session``; return ({question: (score, possible)}, reasons)."""
+    """Run the hidden test cases in the grader against the submission seen through
+    ``session``; return ({question: (score, possible)}, reasons). A question's points are
+    shared equally by its hidden cases (by its public ones where it has none)."""
     used = set()
     for _, cases in tests.values():
-        for source, _ in cases:
+        for source, _hidden in cases:
             try:
                 used |= {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
             except SyntaxError:
@@ -345,15 +346,27 @@ def run_tests(session: remote.Session, tests: dict, ctx: dict, names: set[str]
     wanted = sorted(used & names)
     for name in wanted:
         ns.pop(name, None)
-    ns.update({"hidden_seed": hidden.hidden_seed, "forbidding": hidden.forbidding})
+    ns.update({"hidden_seed": hidden.hidden_seed, "forbidding": hidden.forbidding,
+               "in_submission": hidden.in_submission})
+    hidden.set_session(session)
     scores, reasons = {}, []
     try:
         ns.update(session.names(wanted))
     except remote.SubmissionError as err:
         reasons.append(f"the tests could not reach the submission: {err}")
+    try:
+        return _run_cases(tests, ns, scores, reasons)
+    finally:
+        hidden.set_session(None)
+
+
+def _run_cases(tests: dict, ns: dict, scores: dict, reasons: list) -> tuple[dict, list[str]]:
     for question, (points, cases) in tests.items():
+        # the hidden cases decide; the public ones ran in the learner's kernel (a question
+        # without hidden cases is scored on its public ones, here)
+        scored = [c for c in cases if c[1]] or cases
         passed, failure = 0, ""
-        for k, (source, _) in enumerate(cases):
+        for k, (source, _) in enumerate(scored):
             filename = f"<{question} case {k}>"
             try:
                 with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
@@ -361,7 +374,7 @@ def run_tests(session: remote.Session, tests: dict, ctx: dict, names: set[str]
                 passed += 1
             except Exception as err:  # a failed test, whatever the submission returned
                 failure = failure or _case_failure(err, source, filename)
-        score = points * passed / len(cases) if cases else 0.0
+        score = points * passed / len(scored) if scored else 0.0
         scores[question] = (round(score, 6), points)
         if score < points and failure:
             reasons.append(f"{question}: {failure}")
@@ -414,10 +427,11 @@ def grade_submission(path: Path, autograder: Path, template: Path | None = None,
 
     The submission's code cells run in a sandboxed child process
     (:mod:`mmcourse.grading.sandbox`) with a memory limit, stopped after ``timeout``
-    seconds. The tests, public and hidden, run here in the grader, on inputs made here,
-    and reach the submission's functions and values over a data-only channel
-    (:mod:`mmcourse.grading.remote`). Points possible come from the archive; every
-    problem found is listed in ``Grade.reasons``.
+    seconds. The hidden tests run here in the grader, on inputs made here, and reach the
+    submission's functions and values over a data-only channel
+    (:mod:`mmcourse.grading.remote`); they decide the points (the public tests are the
+    learner's, in their kernel). Points possible come from the archive; every problem
+    found is listed in ``Grade.reasons``.
     """
     path, autograder = Path(path).resolve(), Path(autograder).resolve()
     grade = Grade(path.name, autograder.stem)

@@ -183,6 +183,13 @@ class _Server:
                 names[name] = {"kind": "error", "ename": type(err).__name__, "evalue": _short(err)}
         return {"names": names}
 
+    def op_harness(self, request: dict) -> dict:
+        """Run the grader's helper code (building models, reading them back by name)
+        beside the submission's names; return a handle to the helpers."""
+        helpers = dict(self.ns)
+        exec(compile(str(request["source"]), "<grader's helpers>", "exec"), helpers)
+        return {"value": self.encode(_Helpers(helpers))[0]}
+
     def op_get(self, request: dict) -> dict:
         return self.describe(self.resolve(request["target"]))
 
@@ -218,6 +225,19 @@ class _Server:
         result = torch.autograd.grad(outputs, leaves, [g.to(o.dtype) for o, g in zip(outputs, grads)],
                                      allow_unused=True, retain_graph=True)
         return {"grads": [None if g is None else self.tensors_out([g])[0] for g in result]}
+
+
+class _Helpers:
+    """The grader's helper functions, by attribute."""
+
+    def __init__(self, names: dict):
+        self._names = names
+
+    def __getattr__(self, name):
+        try:
+            return self._names[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _is_data(value) -> bool:

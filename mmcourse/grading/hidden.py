@@ -10,6 +10,12 @@ the submission's names are proxies to the sandboxed child (:mod:`mmcourse.gradin
 * :func:`forbidding` forbids library functions while the test calls an answer: in the
   master it replaces them here; in the grader it asks the child to replace them for the
   calls made inside the ``with`` block.
+* :func:`in_submission` runs helper code beside the answers: in the grader it runs in the
+  child, where objects that cannot cross as data (a model, its parameters) live. The
+  helpers build such objects, call the answers on them and return plain data (names,
+  counts, flags); the test then checks that data against values it computes itself.
+  Helpers run where the submission could change them, so they must return what the
+  answers did, never a verdict.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import contextlib
 import importlib
 import secrets
 
-_state: dict = {"secret": None, "remote": False, "forbid": []}
+_state: dict = {"secret": None, "remote": False, "forbid": [], "session": None}
 
 
 def grading_mode(on: bool, secret: int | None = None) -> None:
@@ -25,6 +31,25 @@ def grading_mode(on: bool, secret: int | None = None) -> None:
     _state["remote"] = on
     _state["secret"] = (secrets.randbits(30) if secret is None else secret) if on else None
     _state["forbid"] = []
+    _state["session"] = None
+
+
+def set_session(session) -> None:
+    """The grader's session with the child (None outside grading)."""
+    _state["session"] = session
+
+
+def in_submission(source: str):
+    """Run ``source`` (function definitions) beside the submission's names; return an
+    object whose attributes are its functions."""
+    import sys
+    import types
+
+    if _state["session"] is not None:
+        return _state["session"].harness(source)
+    names = dict(sys._getframe(1).f_globals)
+    exec(compile(source, "<helpers>", "exec"), names)
+    return types.SimpleNamespace(**{k: v for k, v in names.items() if callable(v)})
 
 
 def hidden_seed(seed: int) -> int:
@@ -43,7 +68,7 @@ def forbidden_now() -> list[str]:
 def forbidding(*names: str):
     """Make the dotted ``names`` (``"torch.nn.functional.conv2d"``) raise while the
     answers are called inside the block."""
-    if _state["remote"]:
+    if _state["remote"] or _state["session"] is not None:
         before = list(_state["forbid"])
         _state["forbid"] = before + list(names)
         try:

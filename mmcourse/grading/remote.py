@@ -136,6 +136,15 @@ class Session:
             raise channel.ChannelError(f"unknown tag {name!r}")
         return channel.Decoder(tensors, on_tag=tag)
 
+    def harness(self, source: str):
+        """Run the tests' helper ``source`` in the child, beside the submission's names;
+        return a proxy to its functions."""
+        reply = self.request({"op": "harness", "source": source}, what="the tests' helpers")
+        value, _ = self.decode(reply, reply.get("value"))
+        if not isinstance(value, Remote):
+            raise SubmissionError("the tests' helpers did not come back")
+        return value
+
     def names(self, names: list[str]) -> dict:
         """{name: value or Remote} for the names the submission defines."""
         if not names:
