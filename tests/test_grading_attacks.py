@@ -292,7 +292,7 @@ def test_a_fork_bomb_is_stopped(tmp_path):
     exercise = nbformat.read(ROOT / "exercises" / f"{NAME}.ipynb", as_version=4)
     nb = copy.deepcopy(exercise)
     nb.cells.insert(1, nbformat.v4.new_code_cell(
-        f"import os, time\n_tag = '{TOKEN}-bomb'\nfor _ in range(12):\n"
+        f"import os, time\n_tag = '{TOKEN}-bomb'\nfor _ in range(8):\n"
         "    try:\n        os.fork()\n    except OSError:\n        pass\ntime.sleep(600)"))
     path = tmp_path / f"{NAME}_bomb.ipynb"
     nbformat.write(nb, path)
