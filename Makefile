@@ -1,5 +1,6 @@
 # make lab   — set everything up, then open JupyterLab on notebooks/
 # make test  — set everything up, then run the unit tests and every notebook under nbval
+# make finetune — fine-tune the full model on the stamps (chapter 06) into runs/finetune
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 JOBS ?= 2
 PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
-.PHONY: setup lab test unit notebooks exercises grade clean
+.PHONY: setup lab test unit notebooks exercises grade finetune clean
 
 setup: $(STAMP)
 	@$(BIN)/python -m mmcourse install-data
@@ -57,6 +58,13 @@ exercises: setup
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder"; exit 2; }
 	$(BIN)/python -m mmcourse grade "$(SUBMISSIONS)"
+
+# Fine-tune the full model (data → train → evaluate) into FINETUNE_OUT: metrics.json,
+# model.pt, learning_curve.png, confusion.png. MMCOURSE_FAST=1 for a quick run; options of
+# `python -m mmcourse finetune` go in FINETUNE_ARGS (e.g. "--strategy lora --fold 2").
+FINETUNE_OUT ?= runs/finetune
+finetune: setup
+	$(BIN)/python -m mmcourse finetune --progress --out "$(FINETUNE_OUT)" $(FINETUNE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
