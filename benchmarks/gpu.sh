@@ -19,6 +19,9 @@
 #   --notebooks F...  run these notebooks instead of every chapter (until the next option)
 #   --recipes R...    bench only these recipes (until the next option)
 #   --skip-bench      do not run `python -m mmcourse bench`
+#   --skip-finetune   do not run chapter 06's `finetune` (full mode, timed) and
+#                     benchmarks/throughput.py (course loop vs naive loop vs ceiling)
+#   --table           also run `finetune --table` (every strategy on 5 folds, ~10 min)
 #   --budget S        seconds for the whole run (default 540); a notebook or the bench
 #                     that would pass it is stopped and reported as "timeout"
 #   --cpu             allow running without a CUDA device (to test this script)
@@ -26,7 +29,9 @@
 # Environment: PYTHON (default python3) is the interpreter that holds torch.
 #
 # Results: table.txt (the table printed at the end), times.tsv, run.log (every
-# notebook's and the bench's output) and manifest.json (what the bundle holds).
+# notebook's and the bench's output), manifest.json (what the bundle holds), and from
+# chapter 06 finetune/ (metrics.json, model.pt, figures), throughput.json and, with
+# --table, finetune-table/table.json.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,7 +41,7 @@ bundle="$here/bundle"
 wheels="$here/wheels"
 out="${OUT:-$here/results}"
 budget=540
-fetch=0 cpu=0 fast=0 bench=1
+fetch=0 cpu=0 fast=0 bench=1 finetune=1 table=0
 notebooks=() recipes=()
 
 die() { echo "gpu.sh: $*" >&2; exit 2; }
@@ -49,6 +54,8 @@ while (($#)); do
         --out) out="${2:?--out needs a folder}"; shift 2 ;;
         --budget) budget="${2:?--budget needs seconds}"; shift 2 ;;
         --skip-bench) bench=0; shift ;;
+        --skip-finetune) finetune=0; shift ;;
+        --table) table=1; shift ;;
         --cpu) cpu=1; shift ;;
         --fast) fast=1; shift ;;
         --notebooks) shift; while (($#)) && [[ "$1" != --* ]]; do notebooks+=("$1"); shift; done ;;
@@ -154,6 +161,16 @@ if errors:
     sys.exit(3)
 EOF
 done
+if ((finetune)); then
+    run finetune $((budget - ($(date +%s) - start))) "$python" -m mmcourse finetune \
+        --out "$out/finetune"
+    run throughput $((budget - ($(date +%s) - start))) "$python" "$here/throughput.py" \
+        --json "$out/throughput.json"
+fi
+if ((table)); then
+    run finetune-table $((budget - ($(date +%s) - start))) "$python" -m mmcourse finetune \
+        --table --out "$out/finetune-table"
+fi
 if ((bench)); then
     run bench $((budget - ($(date +%s) - start))) "$python" -m mmcourse bench "${recipes[@]}"
 fi
