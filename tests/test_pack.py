@@ -237,7 +237,8 @@ def test_gpu_sh_runs_a_notebook_on_the_cpu(bundle, tmp_path):
     nbformat.write(failing, tmp_path / "broken.ipynb")
     out = tmp_path / "results"
     result = _gpu_sh("--cpu", "--bundle", str(bundle[0]), "--wheels", "none", "--out",
-                     str(out), "--skip-bench", "--notebooks", str(tmp_path / "tiny.ipynb"),
+                     str(out), "--skip-bench", "--skip-finetune", "--notebooks",
+                     str(tmp_path / "tiny.ipynb"),
                      str(tmp_path / "broken.ipynb"), env={"BUNDLE": str(bundle[0])})
     assert result.returncode == 1, result.stderr  # the broken notebook fails the run
     rows = [line.split("\t") for line in (out / "times.tsv").read_text().splitlines()]
