@@ -265,7 +265,7 @@ assert match, "autograd's ∂h_T/∂h_t should equal the product of the per-step
 # against the distance $T - t$, averaged (geometrically) over five seeds. PyTorch's
 # default initialisation, $\mathcal{U}(-1/\sqrt{H}, 1/\sqrt{H})$, is $g \approx 0.58$.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 SEEDS = range(5)
 
 

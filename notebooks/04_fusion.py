@@ -260,8 +260,8 @@ assert (robust["text noised"] < other_noise - 0.02).all(), \
 # With garbled text the multiplicative methods (product, tensor, low-rank) end lowest,
 # below every additive one (sum, learned, gated, concatenation, late, attention): a
 # broken factor corrupts every product it enters. Which additive method holds up best
-# varies from seed to seed; in the seed-0 runs shown here two lose clearly less than
-# all the others: the gated one, which can turn a modality's weight down sample by
+# varies from seed to seed; in the seed-0 runs shown here two lose less than all the
+# others: the gated one, which can turn a modality's weight down sample by
 # sample, and late fusion, which only averages each modality's own prediction.
 
 # %%
@@ -271,8 +271,8 @@ garbled = robust["text noised"]
 assert garbled[multiplicative].max() < garbled[additive].min() - 0.05, \
     "with garbled text every multiplicative method should end 5 points below every additive one"
 loss = robust["clean"] - garbled
-assert loss[["gated", "late"]].max() < loss.drop(["gated", "late"]).min() - 0.05, \
-    "gated and late fusion should lose at least 5 points less to garbled text than the others"
+assert loss[["gated", "late"]].max() < loss.drop(["gated", "late"]).min(), \
+    "gated and late fusion should lose less to garbled text than the others"
 
 # %% [markdown]
 # ## Choosing α, β, γ by hand
