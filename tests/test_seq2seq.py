@@ -102,3 +102,37 @@ def test_stepper_drives_both_searches(decoder_and_memory):
             target = [*seq, EOS] if len(seq) < 6 else seq
             want = sum(float(logp[t, tok]) for t, tok in enumerate(target))
             assert score == pytest.approx(want, abs=1e-4)
+
+
+def test_copy_decoder_mixes_generation_and_copying():
+    torch.manual_seed(2)
+    dec = AttentionDecoder(vocab_size=12, memory_dim=8, embed_dim=6, hidden_dim=10,
+                           attention_dim=7, dropout=0.0, copy=True).eval()
+    memory = torch.randn(2, 5, 8)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    # rows 2-4 are words 9, 10, 9 (row 4 is masked out for the second input)
+    sources = torch.tensor([[0, 0, 9, 10, 9], [0, 0, 9, 10, 9]])
+    inputs = torch.tensor([[BOS, 4, 5], [BOS, 6, 7]])
+    logp, attention = dec(memory, mask, inputs, sources)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 3))
+    # with the gate shut the distribution is the copy attention over the word rows only
+    with torch.no_grad():
+        dec.gate.bias.fill_(-1e4)
+        copied = dec(memory, mask, inputs, sources)[0].exp()
+    assert torch.all(copied[..., [9, 10]].sum(-1) > 0.999)
+    assert torch.all(copied[1, :, 9] > 0) and torch.all(copied[1, :, 10] > 0)
+    # no word rows: the copy part is off and the decoder only generates
+    with torch.no_grad():
+        none = dec(memory, mask, inputs, torch.zeros_like(sources))[0]
+    torch.testing.assert_close(none.exp().sum(-1), torch.ones(2, 3))
+    assert torch.all(none.exp()[..., [9, 10]].sum(-1) < 0.999)
+    # the step function agrees with teacher forcing and drives a beam search
+    state = dec.init_state(memory[:1], mask[:1])
+    step = dec.stepper(memory[:1], mask[:1], sources[:1])
+    log_probs, _ = step(inputs[:1, 0], state)
+    torch.testing.assert_close(log_probs, copied[:1, 0].log().clamp_min(-27.7), atol=1e-4,
+                               rtol=1e-4)
+    beams = beam_search(step, state, BOS, EOS, beam_size=3, max_len=4)
+    assert beams and all(set(seq) <= {9, 10} for seq, _ in beams)
+    with pytest.raises(ValueError, match="sources"):
+        dec(memory, mask, inputs)

@@ -15,6 +15,8 @@ from mmcourse.preprocessing import (BOS, EOS, PAD, UNK, SequenceTokenizer, Vocab
     ("The sign for 'cat'.", ["the", "sign", "for", "'", "cat", "'", "."],
      "the sign for 'cat'."),
     ("Ｆｕｌｌ－ｗｉｄｔｈ", ["full", "-", "width"], "full-width"),
+    ("A coin of 20 cents (0.20 €).", ["a", "coin", "of", "20", "cents", "(", "0.20", "€", ")",
+                                      "."], "a coin of 20 cents (0.20 €)."),
     ("你好，世界。", ["你好", ",", "世界", "。"], "你好, 世界 。"),
 ])
 def test_sentence_tokens_and_detokenize(text, tokens, back):

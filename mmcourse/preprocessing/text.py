@@ -181,7 +181,7 @@ class Tokenizer:
         return sep.join(self._fitted().decode(ids))
 
 
-_WORD_OR_MARK = re.compile(r"\w+['’](?=\w)|\w+|[^\w\s]")
+_WORD_OR_MARK = re.compile(r"\d+(?:[.,:]\d+)+|\w+['’](?=\w)|\w+|[^\w\s]")
 _NO_SPACE_BEFORE = set(".,;:!?)]}%…»”-/")
 _NO_SPACE_AFTER = set("([{¿¡«“-/")
 _QUOTES = set("'\"’‘")
@@ -191,9 +191,9 @@ def sentence_tokens(s: str, level: str = "word", lowercase: bool = True) -> list
     """Split a sentence into the tokens a generator emits: ``str`` in, ``list[str]`` out.
 
     Unlike :func:`tokenize`, punctuation is kept: ``level="word"`` gives runs of letters,
-    digits and combining marks of any script as words, an elided word keeps its
-    apostrophe (``"L'avion."`` → ``["l'", "avion", "."]``), and every other non-space
-    character is a token of its own;
+    digits and combining marks of any script as words, a number keeps its decimal point
+    or separators (``"0.20"``), an elided word keeps its apostrophe (``"L'avion."`` →
+    ``["l'", "avion", "."]``), and every other non-space character is a token of its own;
     ``level="char"`` gives every character, with one ``" "`` token between words. Text is
     put in Unicode NFKC first and case-folded when ``lowercase``.
     """
