@@ -5,11 +5,11 @@ is True at real rows — and writes a sentence one token at a time:
 
 .. math::
 
-    c_t = \\sum_m \\alpha_{t,m}\\, k_m, \\qquad
-    \\alpha_{t,\\cdot} = \\operatorname{softmax}_m\\big(v^\\top \\tanh(W_q h_{t-1} + W_k k_m)\\big)
+    c_t = \sum_m \alpha_{t,m}\, k_m, \qquad
+    \alpha_{t,\cdot} = \operatorname{softmax}_m\big(v^\top \tanh(W_q h_{t-1} + W_k k_m)\big)
 
-    h_t = \\mathrm{GRU}([E y_{t-1}; c_t],\\ h_{t-1}), \\qquad
-    p(y_t \\mid y_{<t}, \\text{memory}) = \\operatorname{softmax}(W_o \\tanh(W_d [h_t; c_t; E y_{t-1}]))
+    h_t = \mathrm{GRU}([E y_{t-1}; c_t],\ h_{t-1}), \qquad
+    p(y_t \mid y_{<t}, \text{memory}) = \operatorname{softmax}(W_o \tanh(W_d [h_t; c_t; E y_{t-1}]))
 
 (additive attention, Bahdanau et al., 2015). With ``copy=True`` the decoder can also copy
 words that are memory rows (pointer-generator, See et al., 2017):
