@@ -50,6 +50,9 @@ RECIPES = {
                         "then fine-tuning with few labels (chapter 05)"),
     "finetune-strategies": ("finetune", "frozen probe, partial, full and LoRA fine-tuning of "
                             "the pretrained towers on the stamps' 5 folds (chapter 06)"),
+    "image-captioning": ("captioning", "captions of held-out stamps: attention decoder with "
+                         "concept words and retrieved captions vs constant, template and "
+                         "nearest-neighbour baselines (chapter 07)"),
 }
 """Recipe name → (module in this package, description)."""
 
