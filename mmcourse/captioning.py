@@ -243,16 +243,16 @@ def part_scores(hypotheses, references, template: set[str],
 
 
 def cider(hypotheses, references, tokenizer: SequenceTokenizer, n: int = 4) -> float:
-    """A CIDEr-style consensus score (×100): the mean over n = 1..``n`` of the cosine
-    between TF-IDF weighted n-gram vectors of each hypothesis and its reference, averaged
-    over the corpus; IDF comes from the references, so words every caption shares ("a",
+    """A CIDEr-style consensus score (×100): the cosine between TF-IDF weighted n-gram
+    vectors of each hypothesis and its reference, averaged over n = 1..``n`` (the n for
+    which the reference has n-grams) and then over the corpus; IDF comes from the references, so words every caption shares ("a",
     ".") count little and rare, specific words count a lot. (CIDEr-D's length penalty
     and clipping are left out.)"""
     def grams(text, k):
         toks = tokenizer.split(text)
         return Counter(tuple(toks[i:i + k]) for i in range(len(toks) - k + 1))
 
-    total = 0.0
+    totals, counts = np.zeros(len(references)), np.zeros(len(references))
     for k in range(1, n + 1):
         refs = [grams(r, k) for r in references]
         df = Counter(g for r in refs for g in r)
@@ -262,12 +262,15 @@ def cider(hypotheses, references, tokenizer: SequenceTokenizer, n: int = 4) -> f
         def vec(c):
             return {g: tf * idf.get(g, unseen) for g, tf in c.items()}
 
-        for hyp, ref in zip(hypotheses, refs):
+        for j, (hyp, ref) in enumerate(zip(hypotheses, refs)):
+            if not ref:
+                continue
             h, r = vec(grams(hyp, k)), vec(ref)
             dot = sum(v * r.get(g, 0.0) for g, v in h.items())
             norm = math.sqrt(sum(v * v for v in h.values()) * sum(v * v for v in r.values()))
-            total += dot / norm if norm else 0.0
-    return 100.0 * total / (n * len(references))
+            totals[j] += dot / norm if norm else 0.0
+            counts[j] += 1
+    return float(100.0 * np.mean(totals / np.maximum(counts, 1)))
 
 
 def caption_scores(hypotheses, references, template: set[str],
