@@ -207,19 +207,23 @@ def summarize(per_fold: list[dict[str, dict]]) -> dict[str, dict[str, tuple]]:
                    for m in systems[name]} for name in systems}
 
 
-def run_fold(data: cap.CaptionData, f: Fold, s: Settings, progress: bool = False
-             ) -> tuple[dict, dict]:
-    """Every system on fold ``f``: (captions {system: test captions}, scores)."""
+def run_fold(data: cap.CaptionData, f: Fold, s: Settings, progress: bool = False) -> dict:
+    """Every system on fold ``f``: {"captions": {system: test captions}, "scores":
+    {system: scores}, "models": {variant: trained Captioner}, "fits": {variant:
+    FitResult}}."""
     captions = baseline_captions(data, f)
+    models, fits = {}, {}
     for variant in s.variants:
         net = model(s, len(f.tokenizer), data.side ** 2, variant)
-        train(net, f, s, variant, progress)
+        fits[variant] = train(net, f, s, variant, progress)
+        models[variant] = net
         captions[variant] = cap.generate(net, f.test, f.tokenizer, s.beam_size, s.max_len,
                                          s.length_penalty)
     if "full" in captions:
         captions["gated"], _ = cap.gated_captions(data, f.train_idx, f.test_idx,
                                                   captions["full"], s.gate_quantile)
-    return captions, evaluate(captions, f)
+    return {"captions": captions, "scores": evaluate(captions, f), "models": models,
+            "fits": fits}
 
 
 def run(s: Settings | None = None, progress: bool = False) -> Outcome:
@@ -227,7 +231,7 @@ def run(s: Settings | None = None, progress: bool = False) -> Outcome:
     scores in ``details``."""
     s = s or settings()
     data = loaders(s)
-    per_fold = [run_fold(data["data"], f, s, progress)[1] for f in data["folds"]]
+    per_fold = [run_fold(data["data"], f, s, progress)["scores"] for f in data["folds"]]
     table = summarize(per_fold)
     metrics = {f"{name} {m}": mean for name, row in table.items()
                for m, (mean, _) in row.items()}
