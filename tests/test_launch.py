@@ -78,3 +78,41 @@ def test_progress_is_on_by_default_only_on_a_terminal_outside_ci(monkeypatch, ci
     args = argparse.Namespace(progress=False)
     _default_progress(args)
     assert args.progress is False
+
+
+def test_binder_installs_the_same_apt_packages_as_install_data():
+    from mmcourse.install import SOURCES
+
+    listed = (ROOT / "binder" / "apt.txt").read_text().split()
+    assert sorted(listed) == sorted(s.package for s in SOURCES if s.kind == "apt")
+
+
+def test_binder_post_build_installs_the_course_its_data_and_trusts_the_notebooks():
+    script = ROOT / "binder" / "postBuild"
+    assert script.stat().st_mode & 0o111, "postBuild must be executable"
+    lines = [line.strip() for line in script.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines[0] == "set -euo pipefail"
+    assert any("pip install" in line and '-e ".[dev]"' in line for line in lines)
+    assert "python -m mmcourse install-data" in lines
+    assert any(line.startswith("jupyter trust") and "exercises/" in line for line in lines)
+
+
+def test_the_workflow_for_forks_runs_the_readme_test_command():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    steps = workflow["jobs"]["test"]["steps"]
+    assert "ubuntu" in workflow["jobs"]["test"]["runs-on"]
+    assert [s["run"] for s in steps if "run" in s][-1] == "make test"
+    assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_make_lab_opens_the_repository_root_with_trusted_notebooks():
+    import subprocess
+
+    out = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert "--notebook-dir=." in out
+    assert "jupyter trust notebooks/[0-9]*.ipynb exercises/[0-9]*.ipynb" in out
+    assert "http://localhost:" in out
