@@ -34,6 +34,20 @@
 # lengths and masks — the last part of this chapter.
 
 # %% [markdown]
+# ### The post behind the course
+#
+# The course follows a Chinese-language blog post on **multimodal large models
+# (多模态大模型)** and **how to fine-tune them (如何实现多模态大模型的微调)**. The post
+# names the ideas this course teaches — representation with CNN, RNN and CRNN encoders,
+# cross-modal fusion, cross-modal learning, preprocessing, a PyTorch model, fine-tuning,
+# and three applications — but in a sentence or a simplified formula each, and its model
+# code does not run. The course keeps its outline, corrects its formulas and code where
+# they break (chapters 01, 03, 04 and 06 show where), and adds what it leaves out:
+# the objectives, real data, measurements and baselines. `docs/post.md` lists what is
+# kept, corrected and added chapter by chapter and answers the post's three questions;
+# `docs/glossary.md` gives every term of the post in English and Chinese.
+
+# %% [markdown]
 # ## Setup
 #
 # **Locally**: `make lab` in the repository creates `.venv`, installs the package and
