@@ -14,13 +14,15 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 02_rnn
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/02_rnn.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/02_rnn.ipynb)
+#
 # # Exercise 02 · The RNN text encoder
 #
 # Companion to `notebooks/02_rnn.ipynb`. Write the code where you see `...`,
@@ -34,6 +36,21 @@
 # Build everything from tensor operations (`@`, `torch.tanh`, `torch.sigmoid`, indexing);
 # do not call `torch.nn` layers, `torch.nn.functional` recurrences or `mmcourse.scratch`
 # in your answers — the tests compare against those.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("02_rnn.ipynb")
 
 # %%
 import math

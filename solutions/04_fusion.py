@@ -14,18 +14,35 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 04_fusion
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/04_fusion.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/04_fusion.ipynb)
+#
 # # Exercise 04 · Cross-modal fusion
 #
 # Companion to `notebooks/04_fusion.ipynb`. Write the code where you see `...`, then run
 # the `grader.check(...)` cell below it. Hidden tests grade more cases than the public
 # ones. Do not delete or reorder cells.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("04_fusion.ipynb")
 
 # %%
 import numpy as np
