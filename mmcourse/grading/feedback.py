@@ -147,6 +147,27 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
         names = " or ".join(k.__name__ for k in kinds)
         return (f"{_describe(node.args[0], value, text, made)} "
                 f"({type(value).__name__}); expected a {names}")
+    if (isinstance(node, ast.Call) and len(node.args) >= 2
+            and _source(node.func, text).split(".")[-1] in ("allclose", "equal", "isclose")):
+        got = _eval(node.args[0], text, env)
+        want = _eval(node.args[1], text, env)
+        try:
+            value = _eval(node, text, env)
+            ok = bool(value)
+        except _Raised as err:
+            return f"{_describe(node.args[0], got, text, made)}; expected {short(want)} ({err})"
+        if ok:
+            return None
+        shape = getattr(got, "shape", None)
+        if shape is not None and getattr(want, "shape", shape) != shape:
+            return (f"{_describe(node.args[0], got, text, made)}; expected a shape of "
+                    f"{tuple(want.shape)}")
+        gap = ""
+        try:
+            gap = f" (largest difference {float((got - want).abs().max()):.3g})"
+        except Exception:
+            pass
+        return f"{_describe(node.args[0], got, text, made)}; expected {short(want)}{gap}"
     value = _eval(node, text, env)
     if value:
         return None
