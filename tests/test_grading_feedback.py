@@ -44,6 +44,8 @@ def test_a_passing_question_says_so_and_check_all_gives_a_line_per_question():
     ("_y = f(2)\nassert _y.shape == (3,)", {"f": lambda x: torch.zeros(2), "torch": torch},
      "_y.shape is torch.Size([2]) (with _y = f(2)); expected (3,)"),
     ("assert isinstance(v, set)", {"v": None}, "v is None (NoneType); expected a set"),
+    ("_r = f(1)\nassert isinstance(_r, tuple)", {"f": lambda x: None},
+     "f(1) returned None (NoneType); expected a tuple"),
     ("assert f(1) > 0, 'f must be positive'", {"f": lambda x: -x}, "f must be positive"),
     ("assert f(1).sum() == 1", {"f": lambda x: None},
      "f(1) returned None, so f(1).sum() raised AttributeError: 'NoneType' object has no "
@@ -57,6 +59,15 @@ def test_a_passing_question_says_so_and_check_all_gives_a_line_per_question():
 ])
 def test_an_assert_is_explained_in_one_line(source, env, expected):
     assert explain_case(source, env) == expected
+
+
+def test_a_renamed_copy_is_found_by_its_exercise_name(monkeypatch, tmp_path):
+    for name in ("00_setup_and_data", "01_cnn"):
+        (tmp_path / f"{name} (copy).ipynb").write_bytes(
+            (ROOT / "exercises" / f"{name}.ipynb").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert "q1_output_size" in Notebook("01_cnn.ipynb").tests()
+    assert "q1_normalize" in Notebook("00_setup_and_data.ipynb").tests()
 
 
 def test_on_colab_the_tests_come_from_the_open_notebook(monkeypatch, tmp_path):
