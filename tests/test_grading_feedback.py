@@ -53,6 +53,10 @@ def test_a_passing_question_says_so_and_check_all_gives_a_line_per_question():
     ("assert torch.allclose(f(), torch.ones(2))", {"f": lambda: torch.zeros(2), "torch": torch},
      "f() returned tensor([0.0, 0.0], float32); expected tensor([1.0, 1.0], float32) "
      "(largest difference 1)"),
+    ("_y = f(2)\nassert _y.shape == (3,)", {"f": lambda x: None},
+     "f(2) returned None, so _y.shape raised AttributeError: 'NoneType' object has no "
+     "attribute 'shape'"),
+    ("assert f(1) == 2", {"f": lambda x: ...}, "f(1) returned ... (not written yet); expected 2"),
     ("assert f(0) == 1", {"f": lambda x: 1 / x},
      "f(0) raised ZeroDivisionError: division by zero"),
     ("assert f(1) == 1", {"f": lambda x: 1}, None),

@@ -41,6 +41,8 @@ WIDTH = 120
 
 def short(value) -> str:
     """A one-line description of ``value`` (tensors and arrays by shape when large)."""
+    if value is Ellipsis:
+        return "... (not written yet)"
     kind = type(value).__module__.split(".")[0]
     if kind in ("torch", "numpy") and hasattr(value, "shape") and hasattr(value, "dtype"):
         shape = tuple(value.shape)
@@ -73,11 +75,17 @@ def _inner_call(node):
     return None
 
 
-def _eval(node, text: str, env: dict):
+def _eval(node, text: str, env: dict, made: dict | None = None):
     try:
         return eval(compile(ast.Expression(node), "<test>", "eval"), env)
     except Exception as err:
         why = f"{type(err).__name__}: {' '.join(str(err).split())[:WIDTH]}".rstrip(": ")
+        base = node
+        while isinstance(base, (ast.Attribute, ast.Subscript, ast.Call)):
+            base = base.func if isinstance(base, ast.Call) else base.value
+        if made and isinstance(base, ast.Name) and base.id in made and base is not node:
+            raise _Raised(f"{made[base.id]} returned {short(env.get(base.id))}, so "
+                          f"{_source(node, text)} raised {why}") from None
         inner = _inner_call(node)
         if inner is not None:
             try:
@@ -125,8 +133,8 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
                 return why
         return None
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _OPS:
-        left = _eval(node.left, text, env)
-        right = _eval(node.comparators[0], text, env)
+        left = _eval(node.left, text, env, made)
+        right = _eval(node.comparators[0], text, env, made)
         op, word = _OPS[type(node.ops[0])]
         try:
             ok = bool(op(left, right))
@@ -141,8 +149,8 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
         return f"{_describe(node.left, left, text, made)}; expected {word}{want}"
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             and node.func.id == "isinstance" and len(node.args) == 2):
-        value = _eval(node.args[0], text, env)
-        kinds = _eval(node.args[1], text, env)
+        value = _eval(node.args[0], text, env, made)
+        kinds = _eval(node.args[1], text, env, made)
         if isinstance(value, kinds):
             return None
         kinds = kinds if isinstance(kinds, tuple) else (kinds,)
@@ -151,10 +159,10 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
                 f"({type(value).__name__}); expected a {names}")
     if (isinstance(node, ast.Call) and len(node.args) >= 2
             and _source(node.func, text).split(".")[-1] in ("allclose", "equal", "isclose")):
-        got = _eval(node.args[0], text, env)
-        want = _eval(node.args[1], text, env)
+        got = _eval(node.args[0], text, env, made)
+        want = _eval(node.args[1], text, env, made)
         try:
-            value = _eval(node, text, env)
+            value = _eval(node, text, env, made)
             ok = bool(value)
         except _Raised as err:
             return f"{_describe(node.args[0], got, text, made)}; expected {short(want)} ({err})"
@@ -170,7 +178,7 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
         except Exception:
             pass
         return f"{_describe(node.args[0], got, text, made)}; expected {short(want)}{gap}"
-    value = _eval(node, text, env)
+    value = _eval(node, text, env, made)
     if value:
         return None
     names = _names(node, env)
