@@ -113,15 +113,18 @@ def _describe(node, value, text: str, made: dict) -> str:
     return said
 
 
-def _names(node, env: dict) -> str:
-    """``name = value`` for the plain variables an expression reads."""
+def _names(node, env: dict, made: dict | None = None) -> str:
+    """``name = value`` for the plain variables an expression reads (``call returned
+    value`` for a variable the test assigned from a call)."""
+    made = made or {}
     seen = []
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name) and sub.id in env and sub.id not in seen:
             value = env[sub.id]
             if not (callable(value) or type(value).__name__ == "module"):
                 seen.append(sub.id)
-    return ", ".join(f"{n} = {short(env[n])}" for n in seen[:4])
+    return ", ".join(f"{made[n]} returned {short(env[n])}" if n in made
+                     else f"{n} = {short(env[n])}" for n in seen[:4])
 
 
 def _explain(node, text: str, env: dict, made: dict) -> str | None:
@@ -146,7 +149,16 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
         want = (_source(node.comparators[0], text)
                 if isinstance(node.comparators[0], (ast.Constant, ast.Tuple, ast.List, ast.Set))
                 else short(right))
-        return f"{_describe(node.left, left, text, made)}; expected {word}{want}"
+        said = f"{_describe(node.left, left, text, made)}; expected {word}{want}"
+        base = node.left
+        while isinstance(base, (ast.Attribute, ast.Subscript)):
+            base = base.value
+        simple = isinstance(base, ast.Name) or (
+            isinstance(node.left, ast.Call) and isinstance(node.left.func, ast.Name)
+            and node.left.func.id in env and node.left.func.id not in dir(__builtins__)
+            and all(isinstance(a, ast.Constant) for a in node.left.args))
+        names = "" if simple else _names(node.left, env, made)
+        return said + (f" ({names})" if names else "")
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             and node.func.id == "isinstance" and len(node.args) == 2):
         value = _eval(node.args[0], text, env, made)
@@ -181,7 +193,7 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
     value = _eval(node, text, env, made)
     if value:
         return None
-    names = _names(node, env)
+    names = _names(node, env, made)
     return f"{_source(node, text)} is {short(value)}" + (f" ({names})" if names else "")
 
 
