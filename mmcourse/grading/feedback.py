@@ -22,6 +22,7 @@ The hidden tests never reach the learner: the instructor grades with
 from __future__ import annotations
 
 import ast
+import builtins
 import glob
 import html
 import json
@@ -155,7 +156,7 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
             base = base.value
         simple = isinstance(base, ast.Name) or (
             isinstance(node.left, ast.Call) and isinstance(node.left.func, ast.Name)
-            and node.left.func.id in env and node.left.func.id not in dir(__builtins__)
+            and node.left.func.id in env and not hasattr(builtins, node.left.func.id)
             and all(isinstance(a, ast.Constant) for a in node.left.args))
         names = "" if simple else _names(node.left, env, made)
         return said + (f" ({names})" if names else "")
