@@ -110,3 +110,24 @@ def test_an_exercise_opens_with_badges_then_the_colab_install_then_the_grader(na
     exec(compile(install, "<install>", "exec"), {})
     assert len(calls) == 2 and "pip" in calls[0][0] and "install-data" in calls[1][0]
     assert nb.metadata["otter"]["tests"], "the public tests travel in the notebook"
+
+
+def test_in_a_kernel_the_check_cell_shows_the_one_line(tmp_path):
+    """What a learner sees: the exercise's grader cell and check cell run in a Jupyter
+    kernel, with a wrong answer."""
+    from nbclient import NotebookClient
+
+    exercise = nbformat.read(ROOT / "exercises" / "01_cnn.ipynb", as_version=4)
+    grader_cell = next(c for c in exercise.cells if c.cell_type == "code" and _grader_cell(c.source)
+                       and "Notebook(" in c.source)
+    nb = nbformat.v4.new_notebook(metadata=exercise.metadata)
+    nb.cells = [nbformat.v4.new_code_cell(grader_cell.source),
+                nbformat.v4.new_code_cell("def conv_output_size(h, k, s=1, p=0):\n    return h - k"),
+                nbformat.v4.new_code_cell('grader.check("q1_output_size")')]
+    nbformat.write(nb, tmp_path / "01_cnn.ipynb")
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[2].outputs
+    shown = "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in outputs)
+    assert shown.strip() == "q1_output_size: ❌ conv_output_size(28, 3) returned 25; expected 26"
+    assert not any(o.output_type == "error" for o in outputs)
