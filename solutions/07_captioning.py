@@ -14,13 +14,15 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 07_captioning
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/07_captioning.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/07_captioning.ipynb)
+#
 # # Exercise 07 · Image captioning
 #
 # Companion to `notebooks/07_captioning.ipynb`. Write the code where you see `...`,
@@ -31,6 +33,21 @@
 # You will write one step of additive attention, one step of beam search and BLEU's
 # clipped n-gram counts and brevity penalty (checked against `sacrebleu`), then read the
 # chapter's table.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("07_captioning.ipynb")
 
 # %%
 import math

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mmcourse import captioning as cap
+from mmcourse.decoding import beam_search
 from mmcourse.experiments import captioning as recipe
 from mmcourse.preprocessing import BOS, SequenceTokenizer
 
@@ -121,7 +122,17 @@ def test_captioner_shapes_and_memory_layout(toy, variant):
     torch.testing.assert_close(attention.sum(-1), torch.ones(3, dec_in.shape[1]))
     # the teacher-forced log-probability agrees with the beam search's own score
     logp, n = cap.caption_log_probs(net, inputs, [0], [inputs.captions[0]], tok)
-    assert n.tolist() == [len(tok.encode(inputs.captions[0])) + 1]
+    assert n.tolist() == [len(tok.encode(inputs.captions[0])) + 1] and float(logp[0]) < 0
+    with torch.no_grad():
+        net.decoder.proj.bias[tok.eos] += 4.0  # so that the best caption ends early
+        if net.copy:
+            net.decoder.gate.bias += 10.0  # and is written, not copied
+        step, state = net.stepper(inputs.batch([0]))
+        seq, score = beam_search(step, state, tok.bos, tok.eos, beam_size=3, max_len=8)[0]
+    text = tok.decode(seq)
+    assert tok.encode(text).tolist() == seq and len(seq) < 8
+    logp, n = cap.caption_log_probs(net, inputs, [0], [text], tok)
+    assert n.tolist() == [len(seq) + 1] and abs(float(logp[0]) - score) < 1e-4
     captions = cap.generate(net, inputs, tok, beam_size=1, max_len=5)
     assert len(captions) == 8 and all(isinstance(c, str) for c in captions)
     assert cap.generate(net, inputs, tok, beam_size=2, max_len=5)[0] is not None
