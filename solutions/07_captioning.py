@@ -306,15 +306,15 @@ for _trial in range(30):
 
 # %% [markdown]
 # **Q4 · Reading the chapter's table.** In section 5 of the chapter, the `full`
-# captioner on its own scores below nearest-neighbour retrieval on BLEU. Which part of
-# the reference captions does it recover *less often* than retrieval, according to the
-# part scores? Set `answer` to one letter:
+# captioner on its own scores below nearest-neighbour retrieval on BLEU and chrF. Its
+# part scores show where the gap comes from. Which parts of the reference captions does
+# it recover clearly *less often* than retrieval? Set `answer` to one letter:
 #
 # * `"a"` — the template words ("a", "the", "letter", …);
-# * `"b"` — the object word (the head noun: "koala", "apple");
+# * `"b"` — the object word and the attributes ("apple" and "red" in "A red apple.");
 # * `"c"` — the full stop at the end.
 #
-# Then think about why: which of the three needs the picture to be recognised?
+# Then think about why: which of them need the picture to be recognised?
 
 # %% [raw]
 # # BEGIN SOLUTION
