@@ -512,18 +512,3 @@ def attention_maps(model: Captioner, inputs: CaptionInputs, i: int, caption: str
                           attention[:, cells + 1:].sum(-1)], -1)
     return tokens, attention[:, :cells].reshape(-1, side, side), shares
 
-
-@torch.no_grad()
-def caption_log_probs(model: Captioner, inputs: CaptionInputs, index, captions,
-                      tokenizer: SequenceTokenizer, max_len: int = 24) -> Tensor:
-    """The model's log-probability of ``captions[j]`` (``<eos>`` included) for stamp
-    ``index[j]`` of ``inputs``, on the model's device: float32 (J,) on the CPU, with the
-    number of tokens scored (J,) long."""
-    model.eval()
-    device = model_device(model)
-    dec_in, targets = tokenizer.teacher_forcing(list(captions), max_len)
-    scores, _ = model(_on(inputs.batch(index), device), dec_in.to(device))
-    logp = torch.log_softmax(scores.float(), -1).cpu()
-    real = targets != PAD
-    picked = logp.gather(-1, targets[..., None]).squeeze(-1).masked_fill(~real, 0.0)
-    return picked.sum(-1), real.sum(-1)
