@@ -74,35 +74,49 @@ def copy_baseline(sources: Sequence[str]) -> list[str]:
     return list(sources)
 
 
-def retrieval_baseline(train_sources: Sequence[str], train_targets: Sequence[str],
-                       test_sources: Sequence[str], method: str = "tfidf") -> list[str]:
-    """Nearest-neighbour translation: for each test caption, the target caption of the
-    most similar training source caption.
+def sentence_vectors(fit_on: Sequence[str], captions: Sequence[str],
+                     method: str = "minilm") -> np.ndarray:
+    """Unit-length vectors float32 (N, D) of ``captions`` for nearest-neighbour search.
 
-    ``method="tfidf"``: cosine similarity of TF-IDF vectors of character 1–4-grams
-    within words (scikit-learn ``analyzer="char_wb"``, lower-cased), which finds
-    "A red apple." for "A green apple.". ``method="minilm"``: cosine similarity of
-    all-MiniLM-L6-v2 sentence embeddings, which finds meaning over spelling.
-    Ties go to the first training caption.
+    ``method="tfidf"``: TF-IDF vectors of character 1–4-grams within words
+    (scikit-learn ``analyzer="char_wb"``, lower-cased), fitted on ``fit_on`` — similar
+    spelling ("A green apple." finds "A red apple."). ``method="minilm"``:
+    all-MiniLM-L6-v2 sentence embeddings (``fit_on`` is not used) — similar meaning.
     """
     if method == "tfidf":
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), lowercase=True)
-        train = vectorizer.fit_transform(train_sources)
-        sims = (vectorizer.transform(test_sources) @ train.T).toarray()
-    elif method == "minilm":
+        vectorizer.fit(fit_on)
+        return vectorizer.transform(captions).toarray().astype(np.float32)
+    if method == "minilm":
         from .encoders import sentence_encoder
 
-        encoder = sentence_encoder()
-        train = encoder.encode(list(train_sources), convert_to_numpy=True,
-                               normalize_embeddings=True, show_progress_bar=False)
-        test = encoder.encode(list(test_sources), convert_to_numpy=True,
-                              normalize_embeddings=True, show_progress_bar=False)
-        sims = test @ train.T
-    else:
-        raise ValueError(f"method must be 'tfidf' or 'minilm', not {method!r}")
-    return [train_targets[j] for j in sims.argmax(axis=1)]
+        return sentence_encoder().encode(list(captions), convert_to_numpy=True,
+                                         normalize_embeddings=True, show_progress_bar=False)
+    raise ValueError(f"method must be 'tfidf' or 'minilm', not {method!r}")
+
+
+def nearest_neighbours(queries: np.ndarray, keys: np.ndarray,
+                       exclude_self: bool = False) -> np.ndarray:
+    """For each query row (Q, D), the index of the key row (K, D) with the largest dot
+    product (cosine similarity for unit rows); ties go to the first. With
+    ``exclude_self`` (queries and keys the same rows) a row never finds itself — the
+    leave-one-out neighbour. Returns int64 (Q,)."""
+    sims = queries @ keys.T
+    if exclude_self:
+        np.fill_diagonal(sims, -np.inf)
+    return sims.argmax(axis=1)
+
+
+def retrieval_baseline(train_sources: Sequence[str], train_targets: Sequence[str],
+                       test_sources: Sequence[str], method: str = "minilm") -> list[str]:
+    """Nearest-neighbour translation: for each test caption, the target caption of the
+    most similar training source caption (:func:`sentence_vectors`,
+    :func:`nearest_neighbours`)."""
+    train = sentence_vectors(train_sources, train_sources, method)
+    test = sentence_vectors(train_sources, test_sources, method)
+    return [train_targets[j] for j in nearest_neighbours(test, train)]
 
 
 def extended_ids(source_tokens: Sequence[str], target_vocab) -> list[int]:
@@ -164,25 +178,38 @@ class CopyDecoder(AttentionDecoder):
 
 
 class Translator(nn.Module):
-    """English words (and optionally a picture) → French words.
+    """English words (and optionally a retrieved French caption and a picture) → French
+    words.
 
-    A bidirectional GRU reads the source word ids (B, S) into states (B, S, hidden),
-    the memory of a :class:`CopyDecoder`. With ``image_dim`` > 0 the picture vector
-    (B, image_dim) becomes one more memory row, ``tanh(W_v v)``: the decoder may attend
-    to it at every step, and it enters the initial state (the mean of the memory rows).
+    A bidirectional GRU reads the source word ids (B, S) into states (B, S, hidden), the
+    memory of a :class:`CopyDecoder`. Two optional extra memories join it along M
+    (:func:`mmcourse.seq2seq.concat_memory`):
+
+    * ``neighbour=True`` — the French caption of the nearest training stamp (its words
+      (B, N), read by a second bidirectional GRU): rows the decoder can attend to and
+      copy, so that it can start from a translation of a similar caption and edit it
+      (*retrieve and edit*);
+    * ``image_dim`` > 0 — the picture vector (B, image_dim) as one row ``tanh(W_v v)``:
+      the decoder may attend to it at every step, and it enters the initial state (the
+      mean of the memory rows). It is never copied.
+
     During training each source word is hidden behind ``<unk>`` with probability
     ``word_dropout``, so that the model learns what to do with a word it does not know:
     copy it.
     """
 
     def __init__(self, src_vocab: int, tgt_vocab: int, image_dim: int = 0,
-                 embed_dim: int = 64, hidden_size: int = 128, dropout: float = 0.2,
-                 word_dropout: float = 0.1):
+                 neighbour: bool = False, embed_dim: int = 64, hidden_size: int = 128,
+                 dropout: float = 0.2, word_dropout: float = 0.1):
         super().__init__()
         self.embed = nn.Embedding(src_vocab, embed_dim, padding_idx=PAD)
         self.rnn = nn.GRU(embed_dim, hidden_size // 2, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
         self.word_dropout = word_dropout
+        self.neighbour = (nn.ModuleDict({
+            "embed": nn.Embedding(tgt_vocab, embed_dim, padding_idx=PAD),
+            "rnn": nn.GRU(embed_dim, hidden_size // 2, batch_first=True, bidirectional=True)})
+            if neighbour else None)
         self.image = (nn.Sequential(nn.Dropout(dropout), nn.Linear(image_dim, hidden_size),
                                     nn.Tanh()) if image_dim else None)
         self.decoder = CopyDecoder(tgt_vocab, hidden_size, embed_dim=embed_dim,
@@ -194,34 +221,52 @@ class Translator(nn.Module):
         """Whether the picture is part of the memory."""
         return self.image is not None
 
-    def encode(self, src: Tensor, src_len: Tensor, sources: Tensor,
-               image: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Source ids (B, S), lengths (B,), extended ids (B, S) and the picture
-        (B, image_dim) → memory (B, M, hidden), mask (B, M) and the memory's extended ids
-        (B, M), M = S (+ 1 with the picture, whose id is :data:`PAD`)."""
+    @property
+    def reads_neighbour(self) -> bool:
+        """Whether the retrieved caption is part of the memory."""
+        return self.neighbour is not None
+
+    def _read(self, embed: nn.Embedding, rnn: nn.GRU, ids: Tensor, lengths: Tensor):
+        """Ids (B, L) with lengths (B,) → GRU states (B, L, hidden) and mask (B, L)."""
+        x = self.dropout(embed(ids))
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        states, _ = rnn(packed)
+        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True,
+                                                     total_length=ids.shape[1])
+        mask = torch.arange(ids.shape[1], device=ids.device) < lengths.to(ids.device)[:, None]
+        return self.dropout(states), mask
+
+    def encode(self, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
+        """A batch of :class:`PairBatches` → memory (B, M, hidden), mask (B, M) and each
+        memory row's extended id (B, M): M = S source rows (+ N neighbour rows, whose ids
+        are their words') (+ 1 picture row, id :data:`PAD`)."""
+        src = batch["src"]
         if self.training and self.word_dropout:
             drop = torch.rand(src.shape, device=src.device) < self.word_dropout
             src = src.masked_fill(drop & (src != PAD), UNK)
-        x = self.dropout(self.embed(src))
-        packed = nn.utils.rnn.pack_padded_sequence(x, src_len.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
-        states, _ = self.rnn(packed)
-        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True,
-                                                     total_length=src.shape[1])
-        mask = torch.arange(src.shape[1], device=src.device) < src_len.to(src.device)[:, None]
-        if not self.reads_image:
-            return self.dropout(states), mask, sources
-        if image is None:
-            raise ValueError("this model reads a picture: pass image (B, image_dim)")
-        memory, mask = concat_memory([(self.dropout(states), mask),
-                                      (self.image(image)[:, None, :], None)])
-        return memory, mask, F.pad(sources, (0, 1), value=PAD)
+        parts = [self._read(self.embed, self.rnn, src, batch["src_len"])]
+        ids = [batch["sources"]]
+        if self.reads_neighbour:
+            if "nbr" not in batch:
+                raise ValueError("this model reads a retrieved caption: the batch needs "
+                                 "'nbr' and 'nbr_len'")
+            parts.append(self._read(self.neighbour["embed"], self.neighbour["rnn"],
+                                    batch["nbr"], batch["nbr_len"]))
+            ids.append(batch["nbr"].masked_fill(~parts[-1][1], PAD))
+        if self.reads_image:
+            if batch.get("image") is None:
+                raise ValueError("this model reads a picture: the batch needs 'image' "
+                                 "(B, image_dim)")
+            parts.append((self.image(batch["image"])[:, None, :], None))
+            ids.append(torch.full_like(ids[0][:, :1], PAD))
+        memory, mask = concat_memory(parts)
+        return memory, mask, torch.cat(ids, 1)
 
     def forward(self, batch: dict) -> Tensor:
         """Teacher forcing on a batch of :class:`PairBatches`: log-probabilities
         (B, T, V + M) of every next target token given the true previous ones."""
-        memory, mask, sources = self.encode(batch["src"], batch["src_len"], batch["sources"],
-                                            batch.get("image"))
+        memory, mask, sources = self.encode(batch)
         return self.decoder(memory, mask, batch["tgt_in"], sources)[0]
 
     @torch.no_grad()
@@ -229,8 +274,7 @@ class Translator(nn.Module):
         """Translations of a batch as extended ids (without ``<bos>``/``<eos>``): greedy
         for ``beam_size`` 1, else beam search stamp by stamp. ``<unk>`` is never
         generated (a word the model does not know is copied or left out)."""
-        memory, mask, sources = self.encode(batch["src"], batch["src_len"], batch["sources"],
-                                            batch.get("image"))
+        memory, mask, sources = self.encode(batch)
 
         def no_unk(step):
             def wrapped(tokens, state):
@@ -264,7 +308,9 @@ class PairBatches:
     ids (:func:`extended_ids`), "tgt_in" (B, T) ``<bos>`` + target ids (a word outside
     the vocabulary is ``<unk>``), "tgt_out" (B, T) target extended ids + ``<eos>`` (a
     word outside the vocabulary is copied from the source when it is there, else
-    ``<unk>``), "image" (B, image_dim) when given, "rows" (B,). With ``shuffle`` the rows
+    ``<unk>``), "image" (B, image_dim) when given, "nbr" (B, N) and "nbr_len" (B,) the
+    target words of row ``neighbours[i]`` (the retrieved caption) when ``neighbours``
+    (int array (N_all,)) is given, "rows" (B,). With ``shuffle`` the rows
     are sorted by target length plus a random jitter from PyTorch's global generator
     (which :func:`mmcourse.train.fit` seeds every epoch), cut into batches, and the
     batches served in random order; without it, in ``index`` order.
@@ -272,8 +318,9 @@ class PairBatches:
 
     def __init__(self, source: Sequence[str], target: Sequence[str], image, index,
                  src_tok: SequenceTokenizer, tgt_tok: SequenceTokenizer, batch_size: int,
-                 shuffle: bool = False):
+                 shuffle: bool = False, neighbours=None):
         self.source, self.target, self.image = source, target, image
+        self.neighbours = neighbours
         self.index = np.asarray(index)
         self.src_tok, self.tgt_tok = src_tok, tgt_tok
         self.batch_size, self.shuffle = batch_size, shuffle
@@ -300,8 +347,10 @@ class PairBatches:
         """The batch dict of ``rows`` (see the class docstring), on the CPU."""
         rows = np.asarray(rows)
         vocab = self.tgt_tok.vocab
-        src, ext, tin, tout = [], [], [], []
+        src, ext, tin, tout, nbr = [], [], [], [], []
         for i in rows:
+            if self.neighbours is not None:
+                nbr.append(vocab.encode(self.tgt_tok.split(self.target[self.neighbours[i]])))
             tokens = self.source_tokens(i)
             src.append(self.src_tok.vocab.encode(tokens))
             ext.append(extended_ids(tokens, vocab))
@@ -322,6 +371,8 @@ class PairBatches:
                  "rows": torch.as_tensor(rows, dtype=torch.long)}
         if self.image is not None:
             batch["image"] = torch.as_tensor(self.image[rows])
+        if nbr:
+            batch["nbr"], batch["nbr_len"] = pad(nbr), torch.tensor([len(q) for q in nbr])
         return batch
 
     def __iter__(self):

@@ -42,14 +42,23 @@ def test_stamp_folds_test_every_stamp_once(n, k):
     assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, tr.stamp_folds(n, k, 4)))
 
 
-def test_retrieval_returns_the_target_of_the_nearest_source():
+@pytest.mark.parametrize("method", ["tfidf", "minilm"])
+def test_retrieval_returns_the_target_of_the_nearest_source(method):
     src = ["A red apple.", "A big dog.", "The letter B."]
     tgt = ["Une pomme rouge.", "Un gros chien.", "La lettre B."]
-    got = tr.retrieval_baseline(src, tgt, ["A green apple.", "The letter C.", "A big dog."])
+    got = tr.retrieval_baseline(src, tgt, ["A green apple.", "The letter C.", "A big dog."],
+                                method)
     assert got == ["Une pomme rouge.", "La lettre B.", "Un gros chien."]
     assert tr.copy_baseline(src) == src
     with pytest.raises(ValueError, match="tfidf"):
         tr.retrieval_baseline(src, tgt, src, method="bm25")
+
+
+def test_nearest_neighbours_leave_one_out():
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert tr.nearest_neighbours(x, x).tolist() == [0, 1, 2]
+    assert tr.nearest_neighbours(x, x, exclude_self=True).tolist() == [1, 0, 1]
 
 
 def test_extended_ids_point_unknown_words_at_their_first_position():
@@ -65,7 +74,8 @@ def _pairs(image_dim=6):
     src_tok = SequenceTokenizer().fit(source[1:])
     tgt_tok = SequenceTokenizer().fit(target[1:])
     image = np.random.default_rng(0).normal(size=(4, image_dim)).astype(np.float32)
-    return tr.PairBatches(source, target, image, [0, 1, 2, 3], src_tok, tgt_tok, 4)
+    return tr.PairBatches(source, target, image, [0, 1, 2, 3], src_tok, tgt_tok, 4,
+                          neighbours=np.array([3, 3, 1, 1]))
 
 
 def test_pair_batches_copy_what_the_vocabulary_lacks():
@@ -80,6 +90,9 @@ def test_pair_batches_copy_what_the_vocabulary_lacks():
     assert batch["tgt_out"][0, 3] == EOS and batch["image"].shape == (2, 6)
     assert pairs.decode(0, batch["tgt_out"][0, :3].tolist()) == "Un koala."
     assert batch["src_len"].tolist() == [3, 4]
+    # the retrieved captions: "un chat ." for both
+    assert batch["nbr_len"].tolist() == [3, 3]
+    assert pairs.tgt_tok.decode(batch["nbr"][0]) == "un chat."
 
 
 def test_pair_batches_group_by_length_when_shuffled():
@@ -90,16 +103,19 @@ def test_pair_batches_group_by_length_when_shuffled():
     assert sorted(np.concatenate(rows).tolist()) == [0, 1, 2, 3] and len(pairs) == 2
 
 
-def _tiny_translator(image_dim=6, seed=0):
+def _tiny_translator(image_dim=6, neighbour=True, seed=0):
     torch.manual_seed(seed)
-    return tr.Translator(12, 10, image_dim=image_dim, embed_dim=8, hidden_size=16).eval()
+    return tr.Translator(12, 10, image_dim=image_dim, neighbour=neighbour, embed_dim=8,
+                         hidden_size=16).eval()
 
 
 def _batch(b=3, s=6, t=5, image=True):
     g = torch.Generator().manual_seed(1)
     batch = {"src": torch.randint(4, 12, (b, s), generator=g),
              "src_len": torch.tensor([s, 4, 2][:b]),
-             "tgt_in": torch.randint(4, 10 + s, (b, t), generator=g)}
+             "tgt_in": torch.randint(4, 10 + s, (b, t), generator=g),
+             "nbr": torch.randint(4, 10, (b, 3), generator=g),
+             "nbr_len": torch.tensor([3, 1, 2][:b])}
     batch["sources"] = torch.where(torch.rand(b, s, generator=g) < 0.5,
                                    torch.randint(4, 10, (b, s), generator=g),
                                    10 + torch.arange(s).expand(b, s))
@@ -111,10 +127,10 @@ def _batch(b=3, s=6, t=5, image=True):
 def test_copy_decoder_gives_a_distribution_over_the_extended_vocabulary():
     net, batch = _tiny_translator(), _batch()
     log_probs = net(batch)
-    assert log_probs.shape == (3, 5, 10 + 6 + 1)  # V + S + the picture row
+    assert log_probs.shape == (3, 5, 10 + 6 + 3 + 1)  # V + S + N + the picture row
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, 5), atol=1e-5)
     # an extended id that no source row holds can never be produced
-    absent = torch.ones(3, 17, dtype=torch.bool)
+    absent = torch.ones(3, 20, dtype=torch.bool)
     absent[:, :10] = False
     for b in range(3):
         absent[b, batch["sources"][b, :int(batch["src_len"][b])]] = False
@@ -128,9 +144,9 @@ def test_copy_decoder_gives_a_distribution_over_the_extended_vocabulary():
 def test_decoder_steps_reproduce_teacher_forcing():
     net, batch = _tiny_translator(), _batch()
     log_probs = net(batch)
-    memory, mask, sources = net.encode(batch["src"], batch["src_len"], batch["sources"],
-                                       batch["image"])
-    assert memory.shape[1] == 7 and mask[:, -1].all() and (sources[:, -1] == 0).all()
+    memory, mask, sources = net.encode(batch)
+    assert memory.shape[1] == 6 + 3 + 1 and mask[:, -1].all() and (sources[:, -1] == 0).all()
+    assert torch.equal(sources[1, 6:9], torch.tensor([int(batch["nbr"][1, 0]), 0, 0]))
     step, state = net.decoder.stepper(memory, mask, sources), net.decoder.init_state(memory, mask)
     for t in range(5):
         out, state = step(batch["tgt_in"][:, t], state)
@@ -144,6 +160,7 @@ def test_padding_of_the_source_does_not_change_the_translation():
                   src_len=torch.tensor([4]))
     batch["src_len"] = torch.tensor([4])
     assert torch.allclose(net(batch)[..., :14], net(padded)[..., :14], atol=1e-6)
+    assert torch.allclose(net(batch).exp()[..., 14:].sum(), torch.zeros(()), atol=1e-6)
 
 
 def test_the_picture_reaches_the_output_only_when_read():
@@ -155,6 +172,10 @@ def test_the_picture_reaches_the_output_only_when_read():
         net({k: v for k, v in batch.items() if k != "image"})
     text = _tiny_translator(image_dim=0)
     assert not text.reads_image and torch.equal(text(batch), text(other))
+    with pytest.raises(ValueError, match="retrieved"):
+        net({k: v for k, v in batch.items() if k != "nbr"})
+    plain = _tiny_translator(image_dim=0, neighbour=False)
+    assert torch.equal(plain(batch), plain(dict(batch, nbr=batch["nbr"].flip(0))))
 
 
 def test_generate_never_says_unk_and_beam_one_is_greedy():
@@ -168,7 +189,7 @@ def test_generate_never_says_unk_and_beam_one_is_greedy():
 def test_translate_reads_the_replacement_pictures():
     pairs = _pairs()
     torch.manual_seed(0)
-    net = tr.Translator(len(pairs.src_tok), len(pairs.tgt_tok), 6, embed_dim=8,
+    net = tr.Translator(len(pairs.src_tok), len(pairs.tgt_tok), 6, True, embed_dim=8,
                         hidden_size=16)
     out = tr.translate(net, pairs, max_len=5)
     assert len(out) == 4 and all(isinstance(t, str) for t in out)

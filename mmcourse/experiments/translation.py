@@ -5,14 +5,16 @@ Data (:func:`loaders`): every stamp with an English and a French caption (all 95
 frozen EfficientNet-Lite0 picture features (:func:`~.stamp_features.stamp_features`,
 standardised on each fold's training stamps) and ``folds`` shuffled folds by stamp, of
 which the first ``run_folds`` are run: 80 % of the stamps train, the other 20 % are
-translated. Five systems are scored on every test fold with sacrebleu's BLEU and chrF:
+translated. Six systems are scored on every test fold with sacrebleu's BLEU and chrF:
 
 * **copy** — the English caption as it is;
 * **retrieval** — the French caption of the nearest English training caption
-  (:func:`mmcourse.translation.retrieval_baseline`);
-* **text** — the word-level :class:`~mmcourse.translation.Translator` (attention and
+  (the nearest training stamp by the similarity of their English captions);
+* **seq2seq** — the word-level :class:`~mmcourse.translation.Translator` (attention and
   copying) that reads only the English;
-* **text + image** — the same model with the picture as context;
+* **text** — the same model reading also the retrieval baseline's French caption
+  (retrieve and edit): the best text-only model;
+* **text + image** — the text model with the picture as context;
 * **text + shuffled image** — the text + image model decoded with the pictures of other
   test stamps (the incongruent test): if the score barely moves, the model ignores the
   picture.
@@ -36,11 +38,12 @@ from ..train import FitResult, fit
 from ..metrics import bleu, chrf
 from ..preprocessing.text import PAD, SequenceTokenizer
 from ..translation import (PairBatches, Translator, caption_pairs, copy_baseline,
-                           retrieval_baseline, stamp_folds, teacher_forcing_forward, translate)
+                           nearest_neighbours, sentence_vectors, stamp_folds,
+                           teacher_forcing_forward, translate)
 from . import Outcome, checkpoint, mode_settings
 from .stamp_features import stamp_features
 
-SYSTEMS = ("copy", "retrieval", "text", "text + image", "text + shuffled image")
+SYSTEMS = ("copy", "retrieval", "seq2seq", "text", "text + image", "text + shuffled image")
 """The rows of the chapter's table, in order."""
 
 
@@ -59,7 +62,10 @@ class Settings:
     image_size: int = 224
     """Side of the centre crop EfficientNet-Lite0 sees."""
     retrieval: str = "minilm"
-    """Similarity of the retrieval baseline: "minilm" or "tfidf"."""
+    """Similarity of the retrieval baseline (and of the neighbour the models read):
+    "minilm" or "tfidf"."""
+    seq2seq: bool = True
+    """Also train the plain sequence-to-sequence model (no retrieved caption)."""
     embed_dim: int = 64
     hidden_size: int = 128
     dropout: float = 0.3
@@ -92,56 +98,81 @@ def settings(**overrides) -> Settings:
 @dataclass
 class TranslationData:
     """The stamps' caption pairs: ``stamps`` (N), ``source`` and ``target`` captions
-    (N strings each), raw picture features ``image`` float32 (N, 1280) and the
+    (N strings each), raw picture features ``image`` float32 (N, 1280), unit-length
+    MiniLM embeddings of the English captions ``text`` float32 (N, 384) and the
     ``folds``, (train, test) index arrays."""
 
     stamps: list
     source: list
     target: list
     image: np.ndarray
+    text: np.ndarray
     folds: list
+
+    def neighbours(self, k: int, method: str = "minilm") -> np.ndarray:
+        """Fold ``k``'s retrieved stamp for every stamp, int64 (N,): a test stamp's
+        nearest training stamp, a training stamp's nearest *other* training stamp (so
+        that training sees neighbours as imperfect as at test time); −1 elsewhere.
+        Similarity: cosine of ``text`` for "minilm", else
+        :func:`~mmcourse.translation.sentence_vectors`."""
+        train_idx, test_idx = self.folds[k]
+        vectors = (self.text if method == "minilm" else
+                   sentence_vectors([self.source[i] for i in train_idx], self.source, method))
+        out = np.full(len(self.source), -1, dtype=np.int64)
+        out[train_idx] = train_idx[nearest_neighbours(vectors[train_idx], vectors[train_idx],
+                                                      exclude_self=True)]
+        out[test_idx] = train_idx[nearest_neighbours(vectors[test_idx], vectors[train_idx])]
+        return out
 
     def fold(self, k: int, s: Settings) -> dict:
         """Fold ``k``: word tokenizers fitted on its training captions, its pictures
         standardised with the training stamps' mean and standard deviation, and its
-        batches {"train": shuffled, "test": in order}: {"src_tok", "tgt_tok", "image",
-        "train", "test", "train_idx", "test_idx"}."""
+        batches {"train": shuffled, "test": in order} with the retrieved captions
+        (:meth:`neighbours`): {"src_tok", "tgt_tok", "image", "neighbours", "train",
+        "test", "train_idx", "test_idx"}."""
         train_idx, test_idx = self.folds[k]
         src_tok = SequenceTokenizer().fit([self.source[i] for i in train_idx])
         tgt_tok = SequenceTokenizer().fit([self.target[i] for i in train_idx])
         mean, std = self.image[train_idx].mean(0), self.image[train_idx].std(0)
         image = ((self.image - mean) / np.where(std > 0, std, 1)).astype(np.float32)
+        neighbours = self.neighbours(k, s.retrieval)
 
         def batches(index, shuffle):
             return PairBatches(self.source, self.target, image, index, src_tok, tgt_tok,
-                               s.batch_size, shuffle)
+                               s.batch_size, shuffle, neighbours)
 
         return {"src_tok": src_tok, "tgt_tok": tgt_tok, "image": image,
+                "neighbours": neighbours,
                 "train": batches(train_idx, True), "test": batches(test_idx, False),
                 "train_idx": train_idx, "test_idx": test_idx}
 
 
 def loaders(s: Settings) -> TranslationData:
     """All stamps with an English and a French caption (or ``s.stamp_limit`` of them),
-    their picture features and the folds (:func:`~mmcourse.translation.stamp_folds` with ``s.split_seed``)."""
+    their picture and caption features and the folds (:func:`~mmcourse.translation.stamp_folds` with ``s.split_seed``)."""
     stamps, source, target = caption_pairs(load_stamps())
     if s.stamp_limit is not None and s.stamp_limit < len(stamps):
         keep = np.sort(np.random.default_rng(s.split_seed).choice(len(stamps), s.stamp_limit,
                                                                   replace=False))
         stamps, source, target = ([x[i] for i in keep] for x in (stamps, source, target))
-    image = stamp_features(stamps, s.image_size)["image"]
-    return TranslationData(stamps, source, target, image,
+    features = stamp_features(stamps, s.image_size)
+    return TranslationData(stamps, source, target, features["image"], features["text"],
                            stamp_folds(len(stamps), s.folds, s.split_seed))
 
 
-def model(s: Settings, src_vocab: int, tgt_vocab: int, with_image: bool = True
+MODELS = {"seq2seq": (False, False), "text": (True, False), "text + image": (True, True)}
+"""The trained systems: name → (reads the retrieved caption, reads the picture)."""
+
+
+def model(s: Settings, src_vocab: int, tgt_vocab: int, system: str = "text + image"
           ) -> Translator:
     """A fresh :class:`~mmcourse.translation.Translator` for vocabularies of these sizes,
-    reading the picture or not; initialised from ``s.seed`` (the global random state is
-    left as it was)."""
+    reading what ``system`` (a key of :data:`MODELS`) reads; initialised from ``s.seed``
+    (the global random state is left as it was)."""
+    neighbour, image = MODELS[system]
     with torch.random.fork_rng():
         torch.manual_seed(s.seed)
-        return Translator(src_vocab, tgt_vocab, EFFICIENTNET_DIM if with_image else 0,
+        return Translator(src_vocab, tgt_vocab, EFFICIENTNET_DIM if image else 0, neighbour,
                           s.embed_dim, s.hidden_size, s.dropout, s.word_dropout)
 
 
@@ -173,16 +204,17 @@ def shuffled_images(image: np.ndarray, test_idx, seed: int = 0) -> np.ndarray:
 def evaluate(nets: dict, fold: dict, data: TranslationData, s: Settings) -> dict:
     """Every system's translations of the fold's test stamps and their scores:
     {"hyps": {system: [str]}, "scores": {system: {"BLEU", "chrF"}}}. ``nets`` holds the
-    trained "text" and "text + image" models (either may be missing)."""
-    test, train_idx = fold["test_idx"], fold["train_idx"]
+    trained models by system (see :data:`MODELS`; any may be missing). The retrieval
+    baseline's translation is the retrieved caption the models read."""
+    test = fold["test_idx"]
     sources = [data.source[i] for i in test]
     refs = [data.target[i] for i in test]
     hyps = {"copy": copy_baseline(sources),
-            "retrieval": retrieval_baseline([data.source[i] for i in train_idx],
-                                            [data.target[i] for i in train_idx], sources,
-                                            s.retrieval)}
-    if "text" in nets:
-        hyps["text"] = translate(nets["text"], fold["test"], s.max_len, beam_size=s.beam_size)
+            "retrieval": [data.target[j] for j in fold["neighbours"][test]]}
+    for system in ("seq2seq", "text"):
+        if system in nets:
+            hyps[system] = translate(nets[system], fold["test"], s.max_len,
+                                     beam_size=s.beam_size)
     if "text + image" in nets:
         hyps["text + image"] = translate(nets["text + image"], fold["test"], s.max_len,
                                          beam_size=s.beam_size)
@@ -195,13 +227,16 @@ def evaluate(nets: dict, fold: dict, data: TranslationData, s: Settings) -> dict
 
 
 def run_fold(k: int, data: TranslationData, s: Settings, progress: bool = False) -> dict:
-    """Train the text and the text + image models on fold ``k`` and :func:`evaluate`
-    every system on its test stamps; adds "histories" (training loss per epoch)."""
+    """Train the models of :data:`MODELS` (the seq2seq one only with ``s.seq2seq``) on
+    fold ``k`` and :func:`evaluate` every system on its test stamps; adds "histories"
+    (training loss per epoch)."""
     fold = data.fold(k, s)
     nets, histories = {}, {}
-    for system, with_image in (("text", False), ("text + image", True)):
-        net = model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), with_image)
-        name = f"translation-{'image' if with_image else 'text'}-fold{k}"
+    for system in MODELS:
+        if system == "seq2seq" and not s.seq2seq:
+            continue
+        net = model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
+        name = f"translation-{system.replace(' + ', '-')}-fold{k}"
         histories[system] = train(net, fold, s, progress, name).history["train_loss"]
         nets[system] = net
     return {**evaluate(nets, fold, data, s), "histories": histories}
