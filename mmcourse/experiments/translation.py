@@ -36,7 +36,7 @@ from ..data import load_stamps
 from ..encoders import EFFICIENTNET_DIM
 from ..train import FitResult, fit
 from ..metrics import bleu, chrf
-from ..preprocessing.text import PAD, SequenceTokenizer
+from ..preprocessing.text import PAD, SequenceTokenizer, normalize_text
 from ..translation import (PairBatches, Translator, caption_pairs, copy_baseline,
                            nearest_neighbours, sentence_vectors, stamp_folds,
                            teacher_forcing_forward, translate)
@@ -66,6 +66,10 @@ class Settings:
     "minilm" or "tfidf"."""
     seq2seq: bool = True
     """Also train the plain sequence-to-sequence model (no retrieved caption)."""
+    exact_match: bool = True
+    """A stamp whose English caption is a training caption (up to case and punctuation)
+    takes that caption's translation in every model row, as a translation memory
+    does; the models' own translations are reported as "(model only)" rows."""
     embed_dim: int = 64
     hidden_size: int = 128
     dropout: float = 0.3
@@ -203,27 +207,44 @@ def shuffled_images(image: np.ndarray, test_idx, seed: int = 0) -> np.ndarray:
 
 def evaluate(nets: dict, fold: dict, data: TranslationData, s: Settings) -> dict:
     """Every system's translations of the fold's test stamps and their scores:
-    {"hyps": {system: [str]}, "scores": {system: {"BLEU", "chrF"}}}. ``nets`` holds the
-    trained models by system (see :data:`MODELS`; any may be missing). The retrieval
-    baseline's translation is the retrieved caption the models read."""
+    {"hyps": {system: [str]}, "scores": {system: {"BLEU", "chrF"}}, "exact": bool (n,)}.
+    ``nets`` holds the trained models by system (see :data:`MODELS`; any may be
+    missing). The retrieval baseline's translation is the retrieved caption the models
+    read. With ``s.exact_match``, a model's translation of a stamp whose English caption
+    equals its retrieved one (:func:`exact_matches`) is the retrieved translation, as
+    in a translation memory; the model's own translations are kept as
+    "<system> (model only)"."""
     test = fold["test_idx"]
     sources = [data.source[i] for i in test]
     refs = [data.target[i] for i in test]
     hyps = {"copy": copy_baseline(sources),
             "retrieval": [data.target[j] for j in fold["neighbours"][test]]}
-    for system in ("seq2seq", "text"):
+    exact = exact_matches(data, test, fold["neighbours"])
+    own = {}
+    for system in ("seq2seq", "text", "text + image"):
         if system in nets:
-            hyps[system] = translate(nets[system], fold["test"], s.max_len,
-                                     beam_size=s.beam_size)
+            own[system] = translate(nets[system], fold["test"], s.max_len,
+                                    beam_size=s.beam_size)
     if "text + image" in nets:
-        hyps["text + image"] = translate(nets["text + image"], fold["test"], s.max_len,
-                                         beam_size=s.beam_size)
-        hyps["text + shuffled image"] = translate(
+        own["text + shuffled image"] = translate(
             nets["text + image"], fold["test"], s.max_len,
             image=shuffled_images(fold["image"], test, s.seed), beam_size=s.beam_size)
-    return {"hyps": hyps,
+    for system, h in own.items():
+        hyps[system] = ([r if e else x for x, r, e in zip(h, hyps["retrieval"], exact)]
+                        if s.exact_match else h)
+    if s.exact_match:
+        hyps.update({f"{system} (model only)": h for system, h in own.items()})
+    return {"hyps": hyps, "exact": exact,
             "scores": {k: {"BLEU": bleu(h, refs), "chrF": chrf(h, refs)}
                        for k, h in hyps.items()}}
+
+
+def exact_matches(data: TranslationData, rows, neighbours: np.ndarray) -> np.ndarray:
+    """bool (n,): whether each stamp of ``rows`` has the same English caption as its
+    retrieved stamp ``neighbours[row]``, up to case, punctuation and spacing
+    (:func:`mmcourse.preprocessing.text.normalize_text`)."""
+    return np.array([normalize_text(data.source[i]) == normalize_text(data.source[neighbours[i]])
+                     for i in rows], dtype=bool)
 
 
 def run_fold(k: int, data: TranslationData, s: Settings, progress: bool = False) -> dict:
@@ -261,6 +282,7 @@ def table_record(folds: list[dict], data: TranslationData, s: Settings) -> dict:
         for j, i in enumerate(data.folds[k][1]):
             stamps.append({"fold": k, "name": data.stamps[i].name,
                            "category": data.stamps[i].category,
+                           "exact match": bool(result["exact"][j]),
                            "source": data.source[i], "reference": data.target[i],
                            **{system: h[j] for system, h in result["hyps"].items()}})
     return {"settings": dataclasses.asdict(s), "summary": summary(folds),
