@@ -242,3 +242,24 @@ def test_translate_feeds_the_model_device(feeds_model_device):
     pairs = _pairs(image_dim=1280)
     net = recipe.model(recipe.settings(**TINY), len(pairs.src_tok), len(pairs.tgt_tok))
     feeds_model_device(tr.translate, net, pairs)
+
+
+def test_exact_matches_ignore_case_and_punctuation():
+    data = recipe.TranslationData([None] * 4, ["The letter S.", "The letter s", "A cat.", "A dog."],
+                                  ["La lettre S.", "La lettre s.", "Un chat.", "Un chien."],
+                                  np.zeros((4, 2)), np.zeros((4, 2)), [])
+    got = recipe.exact_matches(data, [0, 2], np.array([1, 0, 3, 2]))
+    assert got.tolist() == [True, False]
+
+
+def test_exact_matches_keep_the_retrieved_translation_in_model_rows(fresh_checkpoints):
+    s = recipe.settings(**TINY, retrieval="tfidf", seq2seq=False)
+    data = recipe.loaders(s)
+    data.source[data.folds[0][1][0]] = data.source[data.folds[0][0][0]]  # a duplicate
+    fold = data.fold(0, s)
+    nets = {"text": recipe.model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), "text")}
+    result = recipe.evaluate(nets, fold, data, s)
+    assert result["exact"][0] and result["hyps"]["text"][0] == result["hyps"]["retrieval"][0]
+    keep = [not e for e in result["exact"]]
+    assert [h for h, k in zip(result["hyps"]["text"], keep) if k] == \
+        [h for h, k in zip(result["hyps"]["text (model only)"], keep) if k]
