@@ -14,13 +14,15 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 09_translation
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/09_translation.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/09_translation.ipynb)
+#
 # # Exercise 09 · Multimodal machine translation
 #
 # Companion to `notebooks/09_translation.ipynb`. Write the code where you see `...`,
@@ -30,6 +32,21 @@
 #
 # You will write one step of additive attention, train-time (teacher-forced) and
 # test-time (free-running) decoding of a toy model, and read the incongruent-image test.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("09_translation.ipynb")
 
 # %%
 import math
@@ -91,7 +108,7 @@ assert abs(float(_w[0, 0]) - 0.482356) < 1e-4, f"weight of row 0: expected 0.482
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import hidden_seed
+from mmcourse.grading.hidden import forbidding, hidden_seed
 
 _g = torch.Generator().manual_seed(hidden_seed(9))
 for _b, _m, _d, _h, _a in ((1, 1, 3, 2, 4), (4, 7, 5, 6, 3), (8, 12, 16, 10, 8)):
@@ -104,8 +121,9 @@ for _b, _m, _d, _h, _a in ((1, 1, 3, 2, 4), (4, 7, 5, 6, 3), (8, 12, 16, 10, 8))
     _lengths = torch.randint(1, _m + 1, (_b,), generator=_g)
     _mask = torch.arange(_m)[None, :] < _lengths[:, None]
     _want_c, _want_w = _ref(_query, _keys, _mask)
-    _c, _w = attention_step(_query, _keys, _mask, _ref.query.weight, _ref.key.weight,
-                            _ref.key.bias, _ref.score.weight[0])
+    with forbidding("mmcourse.seq2seq.AdditiveAttention.forward"):  # tensor operations only
+        _c, _w = attention_step(_query, _keys, _mask, _ref.query.weight, _ref.key.weight,
+                                _ref.key.bias, _ref.score.weight[0])
     assert torch.allclose(_w, _want_w, atol=1e-9), (_b, _m)
     assert torch.allclose(_c, _want_c, atol=1e-9), (_b, _m)
 
