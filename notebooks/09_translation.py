@@ -350,10 +350,11 @@ plt.show()
 # %%
 for result in results.values():
     loss = result.history["train_loss"]
-    assert loss[-1] < loss[0] - 1.5 and all(np.diff(loss) < 0), loss
+    assert loss[-1] < loss[0] - 1.5 and all(np.diff(loss) < 0.01), loss
 
 # %% [markdown]
-# Both losses fall steadily. Now free-running decoding of the 190 test stamps of fold 0.
+# Both losses fall steadily (in the full run they level off over the last epochs, as
+# the one-cycle schedule's learning rate goes to zero). Now free-running decoding of the 190 test stamps of fold 0.
 
 # %% tags=["nbval-ignore-output"]
 live = recipe.evaluate({system: nets[system] for system in results}, fold, data, s)
@@ -468,10 +469,40 @@ pd.DataFrame({"image − text": image_gain, "image − shuffled": shuffle_drop,
               "image − shuffled (model only)": own_drop}).round(2)
 
 # %% [markdown]
-# TABLE_READING
+# **Reading the table** (3 folds of 190 held-out stamps, 35 epochs; the full run took
+# 27 minutes on two shared CPU cores).
+#
+# * Every learned system beats copying by far: a chrF near 48 against 20.
+# * **None of them beats retrieval on chrF.** The best, the text model (retrieve and
+#   edit), scores 48.1 ± 2.5 against retrieval's 52.1 ± 3.3. On BLEU the text + image
+#   model comes within a point of retrieval (46.0 against 46.5), well inside the spread
+#   between folds. On 760 training captions this templated, the translation of the most
+#   similar caption is a baseline that these models do not beat; the models' own
+#   translations ("model only", about 38 chrF) show how much of their score comes from
+#   the exact matches they copy from the translation memory.
+# * Reading the retrieved caption helps a little: the text model beats the plain seq2seq
+#   model on chrF in every fold.
+# * **Does the picture help?** Text + image against text differs by +1.1, −0.2 and
+#   −1.5 chrF on the three folds: a mean near zero, far inside the fold-to-fold standard
+#   deviation (about 3). The table gives no evidence that the picture improves the
+#   translation.
+# * **Does the model use the picture?** Yes: the shuffled pictures cost chrF on every
+#   fold (1.3, 3.1 and 1.7). The model has learned to lean on its picture row — a wrong
+#   picture misleads it — but what it takes from the right picture is no more than the
+#   text model gets from the words alone. The incongruent test and the comparison with
+#   a text-only model answer two different questions, and here they disagree: "uses the
+#   picture" does not mean "is helped by the picture".
 
 # %%
-TABLE_ASSERTS = None
+model_rows = ["seq2seq", "text", "text + image"]
+assert (table.loc[model_rows, "chrF mean"] > table.loc["copy", "chrF mean"] + 20).all()
+assert table.loc[model_rows, "chrF mean"].max() < table.loc["retrieval", "chrF mean"]
+assert table.loc[model_rows, "chrF mean"].idxmax() == "text"
+assert abs(table.loc["text + image", "BLEU mean"] - table.loc["retrieval", "BLEU mean"]) < 1
+assert (chrf_fold["text"] > chrf_fold["seq2seq"]).all()
+assert abs(image_gain.mean()) < table.loc["text", "chrF std"] / 4
+assert (image_gain > 0).any() and (image_gain < 0).any()
+assert (shuffle_drop > 1).all()
 
 # %% [markdown]
 # ## 7 · When does the picture change the translation?
@@ -493,12 +524,79 @@ cols = ["source", "reference", "text + image (model only)", "text + shuffled ima
 differ[cols].head(10)
 
 # %% [markdown]
-# EXAMPLES_READING
+# Where is the model's own translation right, letter for letter (up to case)? With its
+# own picture and with another stamp's, on all 570 held-out stamps:
 
 # %%
-EXAMPLES_ASSERTS = None
+words = lambda text: " ".join(sentence_tokens(text))
+right = {system: stamps[system].map(words) == stamps["reference"].map(words)
+         for system in ("text (model only)", "text + image (model only)",
+                        "text + shuffled image (model only)")}
+mine, shuffled, text_only = (right["text + image (model only)"],
+                             right["text + shuffled image (model only)"],
+                             right["text (model only)"])
+changed = own != other
+print(f"right with its own picture only: {int((mine & ~shuffled).sum())}, "
+      f"with the shuffled picture only: {int((shuffled & ~mine).sum())}")
+print(f"right with the picture, not by the text model: {int((mine & ~text_only).sum())}, "
+      f"the reverse: {int((text_only & ~mine).sum())}")
+print(f"changed by another picture: {changed[mine].mean():.0%} of the right translations, "
+      f"{changed[~mine].mean():.0%} of the wrong ones")
+pd.concat([stamps[mine & ~shuffled][cols].head(5), stamps[~changed][cols].head(4)])
+
+# %% [markdown]
+# **When the picture changes the translation.** Two thirds of the model's own
+# translations change when the picture is another stamp's, and about a third of those
+# changes are in the first word, the article. Most changes are among translations that
+# were wrong anyway: a noun the training captions never held ("A chicken." comes out as
+# *Une carotte.* with its own picture and *Une xanthie.* with another). There the picture
+# steers the guess, and a guess from a 1,280-number summary of a drawing is rarely the
+# right French word. Where the own picture makes the difference, it is mostly by keeping
+# the model on track: "A green hat." is *Un chapeau vert.* with its own picture and
+# *Un chapeau de green.* with another; "The letter k." becomes *La lettre k de couleur
+# pourpre.* with another stamp's picture. The own picture gives an exactly right translation where
+# the shuffled one does not about three times as often as the reverse.
+#
+# **When it does not.** Translations that the words settle — the letters, the signs of
+# American Sign Language, "An apple core." — mostly stay the same with any picture: only
+# about a third of the right translations change, against three quarters of the wrong
+# ones. And against a text model that never saw a picture, the text + image model is
+# right on as many stamps as it is wrong where the text model is right. The picture moves
+# the model's output, but on these captions it does not carry information that the
+# English caption lacks — a stamp's English caption already names what is drawn, and the
+# few ambiguous cases (gender of an unknown noun) are not ones a pooled image feature can
+# settle.
+
+# %%
+assert 0.5 < changed.mean() < 0.8
+assert 0.2 < len(article) / len(differ) < 0.45
+assert changed[~mine].mean() > 2 * changed[mine].mean()
+assert (mine & ~shuffled).sum() > 2.5 * (shuffled & ~mine).sum()
+assert abs(int((mine & ~text_only).sum()) - int((text_only & ~mine).sum())) <= 3
+example = stamps.drop_duplicates("source").set_index("source")
+assert [words(example.loc["A chicken.", c]) for c in cols[2:]] == ["une carotte .", "une xanthie ."]
+assert [words(example.loc["A green hat.", c]) for c in cols[2:]] == ["un chapeau vert .",
+                                                                     "un chapeau de green ."]
+assert words(example.loc["The letter k.", cols[3]]) == "la lettre k de couleur pourpre ."
 
 # %% [markdown]
 # ## Closing note
 #
-# CLOSING
+# The post claims that fusing the picture with the text makes a translation more
+# accurate. On the stamps, measured on held-out stamps over three folds, it does not:
+#
+# * a sequence-to-sequence model with attention and copying learns to translate the
+#   captions (chrF 47 against 20 for copying), and reading a retrieved translation helps
+#   it a little;
+# * none of the models beats the nearest-neighbour retrieval baseline on chrF, and on BLEU
+#   the best is level with it — on small, templated data, check the cheap baseline first;
+# * adding the picture changes the score by less than the spread between folds, although
+#   the incongruent test shows that the model does read its picture.
+#
+# This is what careful studies of Multi30k found too: the picture matters when the
+# words leave the translation open, and captions written to describe a picture rarely
+# do. A test set built for it — captions whose translation depends on the picture, such
+# as an unknown noun whose gender only the picture reveals — and a picture feature that
+# names objects rather than summarising a drawing would be the next experiments. The
+# exercise works through one attention step, teacher forcing against free running, and
+# how to read an incongruent test.
