@@ -75,3 +75,40 @@ def recall_at_k(queries: Tensor, keys: Tensor, ks=(1, 5, 10)) -> dict:
 def chance_recall(k: int, n: int) -> float:
     """Recall@k of a random ranking of ``n`` candidates: k / n, at most 1."""
     return min(1.0, k / n)
+
+
+def _reference_streams(hypotheses, references) -> list[list[str]]:
+    """sacrebleu's reference layout from one reference (str) per hypothesis."""
+    hypotheses, references = list(hypotheses), list(references)
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references "
+                         f"(one reference per hypothesis)")
+    if not hypotheses:
+        raise ValueError("no hypotheses to score")
+    return [[str(r) for r in references]]
+
+
+def bleu(hypotheses, references, lowercase: bool = True) -> float:
+    """Corpus BLEU (sacrebleu, 13a tokenisation) on sacrebleu's 0-100 scale.
+
+    ``hypotheses`` and ``references`` are strings, one reference per hypothesis.
+    BLEU = BP · exp(mean over n = 1..4 of log p_n), where p_n is the corpus's clipped
+    n-gram precision and BP = min(1, exp(1 - r/c)) the brevity penalty (r, c: reference
+    and hypothesis lengths in tokens).
+    """
+    from sacrebleu.metrics import BLEU
+
+    refs = _reference_streams(hypotheses, references)
+    return float(BLEU(lowercase=lowercase).corpus_score(list(hypotheses), refs).score)
+
+
+def chrf(hypotheses, references, lowercase: bool = True) -> float:
+    """Corpus chrF (sacrebleu: character 6-grams, β = 2) on sacrebleu's 0-100 scale.
+
+    ``hypotheses`` and ``references`` are strings, one reference per hypothesis; with
+    ``lowercase`` both are lower-cased first.
+    """
+    from sacrebleu.metrics import CHRF
+
+    refs = _reference_streams(hypotheses, references)
+    return float(CHRF(lowercase=lowercase).corpus_score(list(hypotheses), refs).score)

@@ -50,6 +50,9 @@ RECIPES = {
                         "then fine-tuning with few labels (chapter 05)"),
     "finetune-strategies": ("finetune", "frozen probe, partial, full and LoRA fine-tuning of "
                             "the pretrained towers on the stamps' 5 folds (chapter 06)"),
+    "multimodal-translation": ("translation", "English → French stamp captions: copy, "
+                               "retrieval, seq2seq, retrieve-and-edit and text + image word "
+                               "translators, the incongruent-image test (chapter 09)"),
 }
 """Recipe name → (module in this package, description)."""
 

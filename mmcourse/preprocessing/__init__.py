@@ -8,8 +8,9 @@ from .audio import (SAMPLE_RATE, AudioReadError, LogMel, add_noise, load_audio, 
 from .collate import collate_multimodal, pad_sequences
 from .image import (HALF_MEAN_STD, IMAGENET_MEAN, IMAGENET_STD, denormalize, eval_transform,
                     letterbox, train_transform)
-from .text import (PAD, PAD_TOKEN, UNK, UNK_TOKEN, Tokenizer, Vocabulary, normalize_text,
-                   token_dropout, tokenize)
+from .text import (BOS, BOS_TOKEN, EOS, EOS_TOKEN, PAD, PAD_TOKEN, UNK, UNK_TOKEN,
+                   SequenceTokenizer, Tokenizer, Vocabulary, detokenize, normalize_text,
+                   sentence_tokens, token_dropout, tokenize)
 
 __all__ = [
     "SAMPLE_RATE", "AudioReadError", "LogMel", "add_noise", "load_audio", "log_mel", "mfcc",
@@ -19,4 +20,5 @@ __all__ = [
     "letterbox", "train_transform",
     "PAD", "PAD_TOKEN", "UNK", "UNK_TOKEN", "Tokenizer", "Vocabulary", "normalize_text",
     "token_dropout", "tokenize",
+    "BOS", "BOS_TOKEN", "EOS", "EOS_TOKEN", "SequenceTokenizer", "detokenize", "sentence_tokens",
 ]
