@@ -4,7 +4,8 @@ Derived data that is slow to make — stamp pictures decoded and letterboxed, lo
 features of thousands of clips, frozen pretrained features — is stored under
 ``MMCOURSE_CACHE/<kind>/`` as an ``.npz`` file named by a digest of what it was made
 from. :func:`arrays` returns the cached arrays when the file exists and otherwise
-computes, saves and returns them. Files are read with ``allow_pickle=False``, so a cache
+computes, saves and returns them. Every cache file and checkpoint is written by
+:func:`write_atomically`, so processes sharing a cache never read half a file. Files are read with ``allow_pickle=False``, so a cache
 file can hold only plain arrays.
 """
 from __future__ import annotations
@@ -52,7 +53,21 @@ def arrays(kind: str, key_parts: Iterable, compute: Callable[[], dict]) -> dict:
         with np.load(target, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     result = {name: np.asarray(value) for name, value in compute().items()}
-    partial = target.with_suffix(f".{os.getpid()}.partial.npz")
-    np.savez(partial, **result)
-    partial.replace(target)
+    write_atomically(target, lambda tmp: np.savez(tmp, **result))
     return result
+
+
+def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``target``, then rename it to
+    ``target``: a reader — another process sharing the cache, or a later run after an
+    interruption — sees the whole file or none. The temporary name keeps ``target``'s
+    suffix, so writers that pick a format by suffix (PIL, ``np.savez``) still do."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.partial{target.suffix}")
+    try:
+        write(partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cache import write_atomically
+
 FORMAT = "mmcourse-finetuned"
 """The ``format`` entry of a fine-tuned model file."""
 FORMAT_VERSION = 1
@@ -34,15 +36,13 @@ class InputError(ValueError):
 def save_finetuned(path: str | Path, net: nn.Module, s, modalities, categories: list,
                    language: str) -> Path:
     """Write ``net`` (trained with settings ``s`` on ``modalities``) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     base = net.module if hasattr(net, "module") else net
-    torch.save({"format": FORMAT, "version": FORMAT_VERSION,
-                "settings": dataclasses.asdict(s), "modalities": list(modalities),
-                "strategy": getattr(base, "strategy", "full"), "categories": list(categories),
-                "audio_language": language,
-                "model": {k: v.cpu() for k, v in base.state_dict().items()}}, path)
-    return path
+    record = {"format": FORMAT, "version": FORMAT_VERSION,
+              "settings": dataclasses.asdict(s), "modalities": list(modalities),
+              "strategy": getattr(base, "strategy", "full"), "categories": list(categories),
+              "audio_language": language,
+              "model": {k: v.cpu() for k, v in base.state_dict().items()}}
+    return write_atomically(Path(path), lambda tmp: torch.save(record, tmp))
 
 
 def load_finetuned(path: str | Path, device: torch.device | str = "cpu"):

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cache import write_atomically
 from .device import autocast_dtype, try_gpu
 from .metrics import accuracy
 
@@ -368,13 +369,13 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
             print(f"epoch {epoch + 1:>3}: train loss {h['train_loss'][-1]:.4f}, "
                   f"train acc {h['train_accuracy'][-1]:.4f}{val} ({seconds:.1f} s)")
         if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": sched.state_dict() if sched is not None else {},
                         "history": result.history, "epoch": epoch + 1,
                         "best_epoch": result.best_epoch, "best_score": result.best_score,
                         "best_model": best_state, "since_best": since_best,
-                        "signature": signature}, checkpoint)
+                        "signature": signature}
+            write_atomically(checkpoint, lambda tmp: torch.save(snapshot, tmp))
     if best_state is not None and result.best_epoch != len(result.history["train_loss"]):
         model.load_state_dict(best_state)
     result.seconds = train_time

@@ -246,7 +246,7 @@ plt.show()
 
 # %% [markdown]
 # In the full run, the right caption comes first for 30 % of the 142 held-out pictures
-# and is in the top five for 50 % — over 40 times the chance level of 0.7 %, from two
+# and is in the top five for 53 % — over 40 times the chance level of 0.7 %, from two
 # linear maps on frozen features (in fast mode, among 72 held-out stamps: 26 % and
 # 49 %, against a chance level of 1.4 %). Both directions score about the same, as
 # they should for a symmetric objective.
@@ -448,7 +448,7 @@ assert (sweep["text category accuracy"] > sweep["image category accuracy"]).all(
 # %% [markdown]
 # * **The model's own discriminator** is fooled: it reads the modality almost perfectly
 #   at $\lambda = 0$ (97 % in the full run, 97 % in fast mode) and less well at every
-#   $\lambda$ with the reversal on (84 %, 45 % and 80 % at $\lambda$ = 0.1, 1 and 10 in
+#   $\lambda$ with the reversal on (84 %, 44 % and 65 % at $\lambda$ = 0.1, 1 and 10 in
 #   the full run; 86 %, 54 % and 73 % in fast mode). At $\lambda = 1$ it is near chance —
 #   in the full run even *below* 50 %, i.e. systematically wrong.
 
@@ -462,7 +462,7 @@ assert own.min() < 0.6, "at some strength the model's own discriminator should b
 # %% [markdown]
 # * **A fresh probe is not fooled.** The MLP probe tells picture from caption embeddings
 #   at 98–100 % at every $\lambda$ in the full run (97–100 % in fast mode), and the
-#   linear probe stays at 64–71 % (60–72 % in fast mode): the adversary did not even
+#   linear probe stays at 63–72 % (60–72 % in fast mode): the adversary did not even
 #   close the linear gap. It won its game without removing the modality from the space.
 
 # %%
@@ -496,12 +496,12 @@ probes.round(3)
 # %% [markdown]
 # After whitening, the linear probe is at chance (50 % in the full run, 50 % in fast
 # mode) — no linear direction separates the two — but the MLP probe still finds the
-# modality 90 % of the time (86 % in fast mode), from the shapes of the distributions
+# modality 89 % of the time (86 % in fast mode), from the shapes of the distributions
 # beyond their first two moments. No pair of linear projections can remove that,
 # whatever the adversary does. The contrastive space of section 1 has a **modality gap**
 # too, the same effect measured in CLIP (Liang et al., 2022): pictures and captions of
 # the same stamp are near each other, yet an MLP probe tells the two clouds apart
-# 73 % of the time (76 % in fast mode).
+# 70 % of the time (76 % in fast mode).
 
 # %%
 whitened = probes.loc["each modality whitened (same mean and covariance)"]
@@ -563,7 +563,7 @@ plt.show()
 
 # %% [markdown]
 # The loss starts near $\log 128$ again, and the in-batch retrieval accuracy climbs far
-# above the chance level of 1/128: to 61 % in the full run (16 % after the fast
+# above the chance level of 1/128: to 62 % in the full run (16 % after the fast
 # mode's few epochs).
 
 # %%
@@ -600,8 +600,8 @@ plt.show()
 
 # %% [markdown]
 # The audio encoder comes out of pretraining with clear digit clusters (10-NN accuracy
-# 53 % in the full run, 54 % in fast mode, from 21 % at random initialisation); the
-# image encoder much less so (19 % in the full run, 26 % in fast mode, from 15 %) — its
+# 56 % in the full run, 54 % in fast mode, from 21 % at random initialisation); the
+# image encoder much less so (23 % in the full run, 26 % in fast mode, from 15 %) — its
 # 8×8 pictures are noisy and partly occluded (a logistic regression on their pixels
 # reaches only 59.5 % in chapter 00), so there is less digit
 # identity in them to align. Pretraining still moves both away from random.
@@ -641,8 +641,8 @@ plt.show()
 
 # %% [markdown]
 # The pretrained encoders beat training from scratch at both label budgets, for every
-# seed: in the full run 38.1 ± 2.2 % against 25.6 ± 1.4 % with 5 labels per digit, and
-# 60.6 ± 0.5 % against 50.3 ± 2.6 % with 20 (in fast mode, one seed: 32.0 % against
+# seed: in the full run 36.6 ± 1.0 % against 25.6 ± 1.5 % with 5 labels per digit, and
+# 60.2 ± 2.0 % against 51.3 ± 2.9 % with 20 (in fast mode, one seed: 32.0 % against
 # 21.8 %, and 57.3 % against 50.2 %). The gain is largest when labels are
 # scarcest. The pairing has done part of the work the labels would otherwise have to
 # do.
@@ -662,9 +662,9 @@ assert gains[min(gains)] > gains[max(gains)], "the gain should be largest with t
 #
 # | method | needs | what it gives | measured here |
 # |---|---|---|---|
-# | **contrastive alignment (对齐)** | paired data (picture + caption) | a shared space for retrieval in both directions; a zero-shot link between modalities | two linear maps on frozen towers: test recall@1 of 28–30 % in both directions, 40–43 × chance (26 % among fewer stamps in fast mode, 19 × chance) |
+# | **contrastive alignment (对齐)** | paired data (picture + caption) | a shared space for retrieval in both directions; a zero-shot link between modalities | two linear maps on frozen towers: test recall@1 of 30–32 % in both directions, 43–45 × chance (26 % among fewer stamps in fast mode, 19 × chance) |
 # | **adversarial alignment (对抗)** | only the modality of each sample (no pairs) | embeddings on which a *given* discriminator fails; useful against domain or modality shift when pairs are missing | the task accuracy holds and the trained discriminator is fooled, but a fresh probe still reads the modality: check with new probes, never with the adversary itself |
-# | **self-supervised pretraining (自监督)** | lots of unlabelled pairs | encoders that already separate the classes before any label | with 5 labels per digit 38.1 % vs 25.6 % from scratch; with 20, 60.6 % vs 50.3 % (fast mode: 32.0 % vs 21.8 %, 57.3 % vs 50.2 %) |
+# | **self-supervised pretraining (自监督)** | lots of unlabelled pairs | encoders that already separate the classes before any label | with 5 labels per digit 36.6 % vs 25.6 % from scratch; with 20, 60.2 % vs 51.3 % (fast mode: 32.0 % vs 21.8 %, 57.3 % vs 50.2 %) |
 #
 # **What to remember.**
 # * InfoNCE is a cross-entropy over the batch in both directions; at the start it sits

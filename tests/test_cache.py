@@ -46,3 +46,31 @@ def test_cache_files_cannot_carry_pickles(calls, tmp_path):
     np.savez(target, x=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="allow_pickle"):
         cache.arrays("demo", ["obj"], lambda: {})
+
+
+def test_a_write_cut_short_leaves_neither_the_file_nor_a_fragment(tmp_path):
+    target = tmp_path / "svg" / "picture.png"
+
+    def half(tmp):
+        tmp.write_bytes(b"\x89PNG half a picture")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        cache.write_atomically(target, half)
+    assert list((tmp_path / "svg").iterdir()) == []
+
+
+def test_a_file_appears_under_its_name_only_when_whole(tmp_path):
+    target = tmp_path / "features.npz"
+    seen = []
+
+    def write(tmp):
+        assert tmp.suffix == ".npz" and tmp != target
+        np.savez(tmp, x=np.arange(3))
+        seen.append(target.exists())
+
+    cache.write_atomically(target, write)
+    assert seen == [False]
+    with np.load(target) as npz:
+        assert npz["x"].tolist() == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["features.npz"]

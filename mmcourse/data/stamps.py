@@ -185,7 +185,7 @@ def _rasterise_svg(path: Path, width: int) -> Image.Image:
     # the packaged SVGs are trusted files; some declare internal XML entities
     png = cairosvg.svg2png(url=str(path), output_width=width, unsafe=True)
     image = Image.open(io.BytesIO(png))
-    image.save(cached)
+    cache.write_atomically(cached, image.save)
     return image
 
 

@@ -53,6 +53,9 @@ RECIPES = {
     "image-captioning": ("captioning", "captions of held-out stamps: attention decoder with "
                          "concept words and retrieved captions vs constant, template and "
                          "nearest-neighbour baselines (chapter 07)"),
+    "multimodal-translation": ("translation", "English → French stamp captions: copy, "
+                               "retrieval, seq2seq, retrieve-and-edit and text + image word "
+                               "translators, the incongruent-image test (chapter 09)"),
 }
 """Recipe name → (module in this package, description)."""
 

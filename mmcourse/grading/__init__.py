@@ -42,6 +42,7 @@ from pathlib import Path
 import nbformat
 
 from . import hidden, remote, sandbox
+from .feedback import doctest_source
 
 DEFAULT_TIMEOUT = 300
 """Seconds a submission may run before it is stopped and graded 0."""
@@ -249,22 +250,12 @@ def question_points(autograder: Path) -> dict:
     return {t["name"]: float(t["points"]) for t in _read_test_files(autograder)}
 
 
-def _doctest_source(code: str) -> str:
-    """The Python source of an otter doctest case (``>>>`` and ``...`` lines)."""
-    lines = []
-    for line in code.splitlines():
-        if line.startswith((">>> ", "... ")):
-            lines.append(line[4:])
-        elif line.rstrip() in (">>>", "..."):
-            lines.append("")
-    return "\n".join(lines) + "\n"
-
 
 def load_tests(autograder: Path) -> dict:
     """{question: (points, [(source, hidden), ...])} from the instructor's archive."""
     out = {}
     for test in _read_test_files(autograder):
-        cases = [(_doctest_source(case["code"]), bool(case.get("hidden")))
+        cases = [(doctest_source(case["code"]), bool(case.get("hidden")))
                  for suite in test["suites"] for case in suite["cases"]]
         out[test["name"]] = (float(test["points"]), cases)
     return out

@@ -227,7 +227,8 @@ def explain_case(source: str, env: dict) -> str | None:
     return None
 
 
-def _doctest_source(code: str) -> str:
+def doctest_source(code: str) -> str:
+    """The Python source of an otter doctest case (``>>>`` and ``...`` lines)."""
     lines = []
     for line in code.splitlines():
         if line.startswith((">>> ", "... ")):
@@ -296,7 +297,7 @@ class Notebook:
         """{question: [public test source, ...]} from the notebook's metadata."""
         if self._tests is None:
             meta = self._notebook().get("metadata", {}).get("otter", {}).get("tests", {})
-            self._tests = {q: [_doctest_source(case["code"]) for suite in t["suites"]
+            self._tests = {q: [doctest_source(case["code"]) for suite in t["suites"]
                                for case in suite["cases"] if not case.get("hidden")]
                            for q, t in meta.items()}
         return self._tests

@@ -1,0 +1,320 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# name: 09_translation
+# init_cell: false
+# check_all_cell: true
+# export_cell: false
+# run_tests: false
+# generate: true
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/09_translation.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/09_translation.ipynb)
+#
+# # Exercise 09 · Multimodal machine translation
+#
+# Companion to `notebooks/09_translation.ipynb`. Write the code where you see `...`,
+# then run the `grader.check(...)` cell below it: it runs the public tests. Your
+# instructor grades with more, hidden tests, so make your code correct, not just the
+# examples. Do not delete or reorder cells.
+#
+# You will write one step of additive attention, train-time (teacher-forced) and
+# test-time (free-running) decoding of a toy model, and read the incongruent-image test.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("09_translation.ipynb")
+
+# %%
+import math
+
+import torch
+
+from mmcourse import seq2seq
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q1_attention_step
+# points: 3
+
+# %% [markdown]
+# **Q1 · One attention step.** Write `attention_step(query, keys, mask, W_q, W_k, b_k, v)`
+# for one decoder step of additive (Bahdanau) attention over a batch:
+#
+# * `query` `(B, H)`: the decoder's hidden state $h_{t-1}$;
+# * `keys` `(B, M, D)`: the memory, one row per source word (or picture);
+# * `mask` `(B, M)` bool: True where the row is real, False at padding;
+# * `W_q` `(A, H)`, `W_k` `(A, D)`, `b_k` `(A,)`, `v` `(A,)`: the parameters.
+#
+# The score of row $m$ is $e_m = v^\top \tanh(W_q h + W_k k_m + b_k)$; padded rows get
+# weight 0, the others $\alpha_m = e^{e_m} / \sum_{m' \text{ real}} e^{e_{m'}}$; the
+# context is $c = \sum_m \alpha_m k_m$. Return `(context (B, D), weights (B, M))`.
+# Use tensor operations only (`torch.softmax` is allowed); do not call anything from
+# `mmcourse`. Every row of `mask` has at least one True.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def attention_step(query, keys, mask, W_q, W_k, b_k, v):
+    # BEGIN SOLUTION
+    energy = torch.tanh((query @ W_q.T)[:, None, :] + keys @ W_k.T + b_k) @ v
+    weights = torch.softmax(energy.masked_fill(~mask, float("-inf")), dim=-1)
+    context = (weights[..., None] * keys).sum(1)
+    return context, weights
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_q = torch.tensor([[1.0, 0.0]])
+_k = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])
+_mask = torch.tensor([[True, True, False]])
+_eye = torch.eye(2)
+_c, _w = attention_step(_q, _k, _mask, _eye, _eye, torch.zeros(2), torch.ones(2))
+assert _w.shape == (1, 3) and _c.shape == (1, 2), \
+    f"attention_step on B=1, M=3, D=2: expected shapes (1, 3) and (1, 2), got {tuple(_w.shape)} and {tuple(_c.shape)}"
+assert abs(float(_w[0, 2])) < 1e-7, f"a padded row must get weight 0, got {float(_w[0, 2])}"
+assert abs(float(_w.sum()) - 1) < 1e-6, f"the weights must sum to 1, got {float(_w.sum())}"
+assert abs(float(_w[0, 0]) - 0.482356) < 1e-4, f"weight of row 0: expected 0.4824, got {float(_w[0, 0]):.4f}"
+
+# %%
+# HIDDEN
+from mmcourse.grading.hidden import forbidding, hidden_seed
+
+_g = torch.Generator().manual_seed(hidden_seed(9))
+for _b, _m, _d, _h, _a in ((1, 1, 3, 2, 4), (4, 7, 5, 6, 3), (8, 12, 16, 10, 8)):
+    _ref = seq2seq.AdditiveAttention(_h, _d, _a).double()
+    with torch.no_grad():
+        for _p in _ref.parameters():
+            _p.copy_(torch.randn(_p.shape, generator=_g, dtype=torch.float64))
+    _query = torch.randn(_b, _h, generator=_g, dtype=torch.float64)
+    _keys = torch.randn(_b, _m, _d, generator=_g, dtype=torch.float64)
+    _lengths = torch.randint(1, _m + 1, (_b,), generator=_g)
+    _mask = torch.arange(_m)[None, :] < _lengths[:, None]
+    _want_c, _want_w = _ref(_query, _keys, _mask)
+    with forbidding("mmcourse.seq2seq.AdditiveAttention.forward"):  # tensor operations only
+        _c, _w = attention_step(_query, _keys, _mask, _ref.query.weight, _ref.key.weight,
+                                _ref.key.bias, _ref.score.weight[0])
+    assert torch.allclose(_w, _want_w, atol=1e-9), (_b, _m)
+    assert torch.allclose(_c, _want_c, atol=1e-9), (_b, _m)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q2_teacher_forcing
+# points: 3
+
+# %% [markdown]
+# **Q2 · Teacher forcing versus free running.** A toy decoder remembers only its last
+# token: `table[a, b]` is $\log p(y_t = b \mid y_{t-1} = a)$, a float tensor `(V, V)`
+# whose rows are log-probability distributions. Token `bos` starts every sentence and
+# `eos` ends it.
+#
+# 1. `teacher_forced_nll(table, target, bos)`: the training loss on one sentence
+#    `target` (a list of ints that ends with `eos`): the mean over its positions $t$ of
+#    $-\log p(y_t \mid y_{t-1})$, where the previous token is always the **true** one
+#    ($y_0$ = `bos`). Return a Python float.
+# 2. `free_running(table, bos, eos, max_len)`: what the model says at test time, where
+#    the previous token is **its own** last output: start from `bos`, take the most
+#    likely next token (the lowest index on a tie), repeat; stop after emitting `eos`
+#    (include it) or after `max_len` tokens. Return the list of ints (without `bos`).
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def teacher_forced_nll(table, target, bos):
+    # BEGIN SOLUTION
+    previous = [bos] + list(target[:-1])
+    return float(-sum(table[a, b] for a, b in zip(previous, target)) / len(target))
+    # END SOLUTION
+
+
+def free_running(table, bos, eos, max_len):
+    # BEGIN SOLUTION
+    out, token = [], bos
+    while len(out) < max_len:
+        token = int(torch.argmax(table[token]))
+        out.append(token)
+        if token == eos:
+            break
+    return out
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+# tokens: 0 = <bos>, 1 = <eos>, 2 = "un", 3 = "chat", 4 = "chien"
+_p = torch.tensor([[0.0, 0.0, 0.9, 0.05, 0.05],
+                   [0.0, 1.0, 0.0, 0.0, 0.0],
+                   [0.0, 0.1, 0.0, 0.4, 0.5],
+                   [0.0, 0.9, 0.0, 0.05, 0.05],
+                   [0.0, 0.9, 0.0, 0.05, 0.05]])
+_table = torch.log(_p.clamp(min=1e-9))
+_nll = teacher_forced_nll(_table, [2, 3, 1], bos=0)
+assert isinstance(_nll, float), f"teacher_forced_nll should return a float, got {type(_nll).__name__}"
+assert abs(_nll - 0.3756) < 1e-3, f"teacher_forced_nll(table, [2, 3, 1], bos=0): expected 0.3756, got {_nll:.4f}"
+_run = free_running(_table, 0, 1, 10)
+assert _run == [2, 4, 1], f"free_running(table, 0, 1, 10): expected [2, 4, 1] (un chien), got {_run}"
+
+# %%
+# HIDDEN
+_g = torch.Generator().manual_seed(hidden_seed(3))
+for _v in (3, 6, 20):
+    for _ in range(5):
+        _table = torch.log_softmax(3 * torch.randn(_v, _v, generator=_g, dtype=torch.float64), -1)
+        _target = torch.randint(2, _v, (int(torch.randint(0, 6, (1,), generator=_g)),),
+                                generator=_g).tolist() + [1]
+        _want = -float(sum(_table[a, b] for a, b in zip([0] + _target[:-1], _target))) / len(_target)
+        assert abs(teacher_forced_nll(_table, _target, 0) - _want) < 1e-9
+        _tokens, _tok = [], 0
+        for _ in range(7):
+            _tok = int(torch.argmax(_table[_tok]))
+            _tokens.append(_tok)
+            if _tok == 1:
+                break
+        assert free_running(_table, 0, 1, 7) == _tokens, (_v, _tokens)
+# a cycle that never reaches eos stops at max_len
+_cycle = torch.full((4, 4), -10.0)
+_cycle[0, 2] = _cycle[2, 3] = _cycle[3, 2] = 0.0
+assert free_running(_cycle, 0, 1, 5) == [2, 3, 2, 3, 2]
+assert free_running(_cycle, 0, 1, 0) == []
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q3_exposure
+# points: 1
+
+# %% [markdown]
+# **Q3 · The price of teacher forcing.** With the toy table of the public test of Q2
+# and the sentence "un chat" (`[2, 3, 1]`): the teacher-forced loss is small, yet the
+# model says "un chien". Set `first_wrong` to the position (0-based) of the first token
+# where `free_running` differs from the target, and `p_target_free` to the probability
+# that the model, sampling freely from `bos`, produces exactly `[2, 3, 1]` (a float).
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+first_wrong = 1  # SOLUTION
+p_target_free = 0.9 * 0.4 * 0.9  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+assert isinstance(first_wrong, int) and isinstance(p_target_free, float), \
+    "first_wrong should be an int and p_target_free a float"
+assert 0 <= first_wrong <= 2 and 0 < p_target_free < 1
+
+# %%
+# HIDDEN
+assert first_wrong == 1
+assert abs(p_target_free - 0.324) < 1e-3
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q4_incongruent
+# points: 2
+
+# %% [markdown]
+# **Q4 · Reading the incongruent test.** A text + image translator is decoded twice on
+# the same held-out stamps, over 3 folds: with each stamp's own picture and with the
+# pictures shuffled among the stamps. Its chrF per fold:
+#
+# | fold | own picture | shuffled pictures |
+# |---|---|---|
+# | 0 | 58.0 | 57.6 |
+# | 1 | 55.1 | 55.3 |
+# | 2 | 60.2 | 59.8 |
+#
+# Set `mean_drop` to the mean over folds of (own − shuffled), `std_own` to the standard
+# deviation over folds of the own-picture scores (NumPy's default, `ddof=0`), and
+# `uses_picture` to `True` if this test shows that the model's translations depend on
+# the picture by more than the fold-to-fold spread, else `False`.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+own = [58.0, 55.1, 60.2]
+shuffled = [57.6, 55.3, 59.8]
+mean_drop = sum(a - b for a, b in zip(own, shuffled)) / 3  # SOLUTION
+std_own = math.sqrt(sum((a - sum(own) / 3) ** 2 for a in own) / 3)  # SOLUTION
+uses_picture = False  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+assert isinstance(uses_picture, bool), "uses_picture should be True or False"
+assert isinstance(mean_drop, float) and isinstance(std_own, float)
+
+# %%
+# HIDDEN
+assert abs(mean_drop - 0.2) < 1e-6
+assert abs(std_own - 2.0887) < 1e-3
+assert uses_picture is False
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
