@@ -50,6 +50,10 @@ RECIPES = {
                         "then fine-tuning with few labels (chapter 05)"),
     "finetune-strategies": ("finetune", "frozen probe, partial, full and LoRA fine-tuning of "
                             "the pretrained towers on the stamps' 5 folds (chapter 06)"),
+    "speech-ctc": ("speech_ctc", "spoken Spanish stamp captions transcribed to characters, "
+                   "CRNN + CTC vs nearest neighbour (chapter 08)"),
+    "connected-digits-ctc": ("connected_digits", "joined spoken-digit recordings "
+                             "transcribed with CTC, digit error rate (chapter 08)"),
 }
 """Recipe name → (module in this package, description)."""
 
