@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from .ctc import beam_decode, greedy_decode
-from .encoders import AudioCRNNEncoder, masked_pool
+from .encoders import AudioCRNNEncoder, masked_pool, sequence_mask
 from .preprocessing import collate_multimodal, spec_augment
 from .train import model_device, to_device
 
@@ -47,12 +47,22 @@ class CTCRecognizer(nn.Module):
         return torch.div(lengths + self.time_stride - 1, self.time_stride,
                          rounding_mode="floor")
 
+    def average_frames(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Average every ``time_stride`` consecutive valid frames of ``x`` (N, T, F) →
+        (N, ⌈T / k⌉, F) and the new lengths (N,); padded frames are left out, so a
+        clip's output does not depend on how much its batch is padded."""
+        k, (n, t, f) = self.time_stride, x.shape
+        mask = sequence_mask(lengths.to(x.device), t).to(x.dtype)[..., None]
+        pad = (-t) % k
+        sums = F.pad(x * mask, (0, 0, 0, pad)).reshape(n, -1, k, f).sum(2)
+        counts = F.pad(mask, (0, 0, 0, pad)).reshape(n, -1, k, 1).sum(2)
+        return sums / counts.clamp(min=1), self.output_lengths(lengths)
+
     def frames(self, batch: dict) -> tuple[Tensor, Tensor]:
         """Per-frame encoder outputs (N, T', out_dim) and their lengths (N,)."""
         x, lengths = batch["audio"], batch["audio_lengths"]
         if self.time_stride > 1:
-            x = F.avg_pool1d(x.transpose(1, 2), self.time_stride, ceil_mode=True).transpose(1, 2)
-            lengths = self.output_lengths(lengths)
+            x, lengths = self.average_frames(x, lengths)
         return self.encoder.sequence(x, lengths), lengths
 
     def forward(self, batch: dict) -> tuple[Tensor, Tensor]:

@@ -235,8 +235,9 @@ def prefix_beam_search(log_probs: Tensor, beam: int = 8, blank: int = 0,
       only the paths that ended in a blank (otherwise it would have merged).
 
     Prefixes reached in several ways add their probabilities; the ``beam`` best by
-    p_b + p_nb + LM survive each frame. Symbols with log-probability below ``prune`` at
-    a frame are not tried. With ``lm(prefix, c)`` → log P_LM(c | prefix), every
+    p_b + p_nb + LM survive each frame. At each frame only the ``beam`` most probable
+    symbols are tried, and of those only the ones with log-probability at least
+    ``prune`` (the blank always). With ``lm(prefix, c)`` → log P_LM(c | prefix), every
     extension adds ``lm_weight · lm(prefix, c) + insertion_bonus`` to the prefix's score
     (shallow fusion); ``lm(prefix, None)`` is the end-of-text term, added once at the end.
 
@@ -247,9 +248,8 @@ def prefix_beam_search(log_probs: Tensor, beam: int = 8, blank: int = 0,
     # prefix → (log p_b, log p_nb, LM + bonus score accumulated)
     beams = {(): (0.0, -math.inf, 0.0)}
     for frame in lp:
-        candidates = np.flatnonzero(frame >= prune).tolist()
-        if blank not in candidates:
-            candidates.append(blank)
+        top = np.argsort(frame)[::-1][:beam]
+        candidates = [int(c) for c in top if frame[c] >= prune and c != blank] + [blank]
         nxt: dict[tuple, list[float]] = {}
 
         def add(prefix, pb, pnb, bonus):
