@@ -1,4 +1,4 @@
-# make lab   — set everything up, then open JupyterLab on notebooks/
+# make lab   — set everything up, then open JupyterLab on the course (notebooks/ and exercises/)
 # make test  — set everything up, then run the unit tests and every notebook under nbval
 # make finetune — fine-tune the full model on the stamps (chapter 06) into runs/finetune
 PYTHON ?= python3
@@ -24,8 +24,13 @@ $(STAMP): pyproject.toml
 	    --display-name "Python (mmcourse)" > /dev/null
 	touch $@
 
+# The course's own notebooks are trusted, so their saved widgets render before anything runs.
+LAB_PORT ?= 8888
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(BIN)/jupyter trust notebooks/[0-9]*.ipynb exercises/[0-9]*.ipynb
+	@echo "JupyterLab on http://localhost:$(LAB_PORT)/lab/tree/notebooks —" \
+	      "chapters in notebooks/, exercises in exercises/ (use the URL with the token below)"
+	$(BIN)/jupyter lab --notebook-dir=. --port=$(LAB_PORT) $(LAB_ARGS)
 
 unit: setup
 	$(PYTEST) tests -q

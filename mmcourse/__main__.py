@@ -16,6 +16,13 @@ Commands:
                  every strategy on the 5 folds. Runs under torchrun on several processes.
   predict CKPT IMAGE [--caption TEXT] [--audio FILE]
                  the top categories of a fine-tuned model for your own picture
+  badges         write the repository address (pyproject.toml) into every notebook's
+                 Colab and Binder badges and install cell (--check: only report)
+
+A known problem (missing data, a file that cannot be read, an unknown language) is
+reported as one line on standard error with exit status 2, without a traceback. Long
+commands show progress bars on a terminal and stay quiet otherwise (--progress /
+--no-progress choose).
 """
 from __future__ import annotations
 
@@ -199,6 +206,44 @@ def _predict(args) -> int:
     return 0
 
 
+def _badges(args) -> int:
+    from .launch import problems, sync
+
+    if args.check:
+        found = problems()
+        for line in found:
+            print(line)
+        return 1 if found else 0
+    for path in sync():
+        print(f"updated {path}")
+    return 0
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """The errors whose message says all a user needs: the command line prints the
+    message alone, without a traceback."""
+    from .data.stamps import UnknownLanguageError
+    from .inference import CheckpointError, InputError
+    from .install import DataNotFoundError
+    from .preprocessing.audio import AudioReadError
+
+    return (DataNotFoundError, AudioReadError, UnknownLanguageError, CheckpointError,
+            InputError)
+
+
+def _progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show progress bars (default: only on a terminal, never under CI)")
+
+
+def _default_progress(args) -> None:
+    """Progress bars on by default on an interactive terminal and off under CI."""
+    import os
+
+    if getattr(args, "progress", False) is None:
+        args.progress = sys.stderr.isatty() and not os.environ.get("CI")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; return its exit status."""
     from .experiments import RECIPES
@@ -214,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="run training recipes and print metrics and times")
     p.add_argument("recipes", nargs="*", metavar="recipe",
                    help="recipe names (default: all): " + ", ".join(RECIPES))
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    _progress_flag(p)
     p.set_defaults(run=_bench)
     p = sub.add_parser("exercises", help="regenerate the exercises from solutions/")
     p.add_argument("--check", action="store_true", help="only report stale files")
@@ -269,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", nargs="+", metavar="ROW", help="rows of --table")
     p.add_argument("--folds", type=int, help="folds of --table (default 5)")
     p.add_argument("--out", default="runs/finetune", help="output folder (default runs/finetune)")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    _progress_flag(p)
     p.set_defaults(run=_finetune)
     p = sub.add_parser("predict", help="top categories of a fine-tuned model for your input")
     p.add_argument("checkpoint", help="model.pt written by `finetune`")
@@ -278,8 +323,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio", help="a recorded caption (WAV, OGG or FLAC)")
     p.add_argument("--top", type=int, default=3, help="categories to show (default 3)")
     p.set_defaults(run=_predict)
+    p = sub.add_parser("badges", help="sync the notebooks' Colab/Binder badges and install "
+                                      "cells with the repository address")
+    p.add_argument("--check", action="store_true", help="only report what is out of date")
+    p.set_defaults(run=_badges)
     args = parser.parse_args(argv)
-    return args.run(args)
+    _default_progress(args)
+    try:
+        return args.run(args)
+    except _known_errors() as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

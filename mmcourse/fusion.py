@@ -225,8 +225,9 @@ class ConvFusion(_Projected):
 
     The projected embeddings form M input channels over the feature axis, (N, M, dim);
     a Conv1d with ``channels`` outputs and ``kernel_size`` mixes modalities at
-    neighbouring features → (N, channels · dim). With kernel size 1 and one channel it is
-    exactly a (learned, unnormalised) weighted sum. Missing modalities are zeros.
+    neighbouring features → (N, channels · dim). With kernel size 1 and one channel its
+    pre-activation is exactly a (learned, unnormalised) weighted sum plus a bias; the ReLU
+    then clips it. Missing modalities are zeros.
     """
 
     def __init__(self, dims: Mapping[str, int], dim: int = 64, channels: int = 4,

@@ -9,10 +9,13 @@ import numpy as np
 import torch
 
 
-def use_course_style(dpi: int = 72) -> None:
-    """Matplotlib defaults for the chapters: compact figures that keep notebooks small."""
+def use_course_style(dpi: int = 100) -> None:
+    """Matplotlib defaults for the chapters: figures at ``dpi`` (at least 100) whose
+    smallest text — tick labels, legends — is 8 pt."""
     plt.rcParams.update({"figure.dpi": dpi, "savefig.dpi": dpi, "font.size": 9,
-                         "axes.titlesize": 9, "image.interpolation": "nearest"})
+                         "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
+                         "ytick.labelsize": 8, "legend.fontsize": 8,
+                         "figure.titlesize": 10, "image.interpolation": "nearest"})
 
 
 def _as_numpy_image(image) -> np.ndarray:
@@ -74,16 +77,30 @@ def plot_waveform_and_mel(waveform: torch.Tensor, sample_rate: int, mel_db: torc
     return fig
 
 
-def plot_mfcc(mfcc, title: str = "", ax=None):
-    """Heat map of MFCC frames: array or tensor (T, n_mfcc) with time on the x axis."""
+def standardize_rows(values: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """Each row of ``values`` (n, T) shifted to mean 0 and scaled to standard deviation 1
+    over its T entries, so one row with a large range cannot flatten the others."""
+    values = np.asarray(values, dtype=np.float64)
+    spread = values.std(axis=1, keepdims=True)
+    return (values - values.mean(axis=1, keepdims=True)) / np.maximum(spread, eps)
+
+
+def plot_mfcc(mfcc, title: str = "", ax=None, per_coefficient: bool = True):
+    """Heat map of MFCC frames: array or tensor (T, n_mfcc) with time on the x axis.
+
+    Coefficient 0 (the frame's log energy) spans a far larger range than the others; with
+    ``per_coefficient`` each coefficient is standardised over the clip before drawing,
+    so every row shows how it changes in time."""
     mfcc = mfcc.detach().cpu().numpy() if isinstance(mfcc, torch.Tensor) else np.asarray(mfcc)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 2.5))
-    im = ax.imshow(mfcc.T, origin="lower", aspect="auto", cmap="coolwarm")
+    shown = standardize_rows(mfcc.T) if per_coefficient else mfcc.T
+    im = ax.imshow(shown, origin="lower", aspect="auto", cmap="coolwarm")
     ax.set_xlabel("frame")
     ax.set_ylabel("coefficient")
     ax.set_title(title)
-    ax.figure.colorbar(im, ax=ax)
+    ax.figure.colorbar(im, ax=ax, label="standardised per coefficient" if per_coefficient
+                       else "value")
     return ax
 
 

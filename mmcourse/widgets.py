@@ -23,19 +23,70 @@ def interactive_frontend() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-def show_interactive(render, **controls):
-    """Call ``render(**values)`` under ipywidgets ``interact`` with the given ``controls``.
+class InteractiveView:
+    """A live widget that also carries a still picture of its default view.
 
-    ``controls`` maps an argument name to a widget (Dropdown, slider, …). Without a front
-    end, ``render`` is called once with each control's current value and its output is
-    shown as is.
+    Displayed, it offers the front end both the widget and a PNG: JupyterLab and Colab
+    show the live controls, while a page that cannot run widgets (GitHub, nbviewer, an
+    untrusted notebook) shows the picture instead of the widget's raw text.
     """
+
+    def __init__(self, widget, still_png: str | None):
+        self.widget = widget
+        self.still_png = still_png
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if self.still_png:
+            data["image/png"] = self.still_png
+        data["text/plain"] = ("(interactive view: run the notebook in JupyterLab or Colab "
+                              "to use the controls)")
+        return bundle
+
+
+def still_of(render, values: dict) -> str | None:
+    """``render(**values)`` with its output captured; the first figure it drew, as
+    base64 PNG (None when it drew none)."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:
+        render(**values)
+    for output in captured.outputs:
+        if "image/png" in output.data:
+            return output.data["image/png"]
+    return None
+
+
+def show_interactive(render, **controls):
+    """Call ``render(**values)`` under ipywidgets ``interactive`` with the given
+    ``controls``.
+
+    ``controls`` maps an argument name to a widget (Dropdown, slider, …). With a front
+    end, the result is an :class:`InteractiveView`: the live widget plus a still of its
+    default view for pages that cannot run widgets. Without one, ``render`` is called
+    once with each control's current value and its output is shown as is.
+    """
+    values = {name: widget.value for name, widget in controls.items()}
     if interactive_frontend():
         import ipywidgets
 
-        return ipywidgets.interactive(render, **controls)
+        return InteractiveView(ipywidgets.interactive(render, **controls),
+                               still_of(render, values))
     print("(static view: open the notebook in JupyterLab or Colab to use the controls)")
-    return render(**{name: widget.value for name, widget in controls.items()})
+    return render(**values)
+
+
+def no_recording_message(stamps, category: str, language: str) -> str:
+    """Why no audio player is shown: how many stamps of ``category`` (and of the whole
+    collection) have a spoken caption in ``language``."""
+    in_category = sum(language in s.spoken for s in stamps if s.category == category)
+    overall = sum(language in s.spoken for s in stamps)
+    where = (f"{in_category} stamps of {category} have one, on other pages" if in_category
+             else f"none of the {category} stamps has one")
+    return (f"No spoken caption in {language!r} for the stamps on this page: {where}; "
+            f"{overall} of the {len(stamps)} stamps have one in {language!r}. "
+            "Pick another language (fr, ru, ro, ca, bg and es have the most).")
 
 
 def stamp_browser(stamps, per_page: int = 6, language: str = "fr"):
@@ -65,10 +116,12 @@ def stamp_browser(stamps, per_page: int = 6, language: str = "fr"):
         show_images([load_image(s).resize((160, 160)) for s in chosen], captions,
                     ncols=per_page)
         plt.show()
-        for stamp in chosen:
-            if language in stamp.spoken:
-                print(f"{stamp.name} ({language}):")
-                display(Audio(filename=str(stamp.spoken_path(language))))
+        spoken = [stamp for stamp in chosen if language in stamp.spoken]
+        for stamp in spoken:
+            print(f"{stamp.name} ({language}):")
+            display(Audio(filename=str(stamp.spoken_path(language))))
+        if not spoken:
+            print(no_recording_message(stamps, category, language))
 
     return show_interactive(
         render,

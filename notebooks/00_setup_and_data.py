@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/00_setup_and_data.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/00_setup_and_data.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=notebooks/00_setup_and_data.ipynb)
 #
 # # 00 · Setup and a tour of the data
 #
@@ -32,6 +32,20 @@
 # a caption is a sequence of `L` tokens and a spoken clip a sequence of `T` frames,
 # with `L` and `T` changing from sample to sample. Batching them needs padding,
 # lengths and masks — the last part of this chapter.
+
+# %% [markdown]
+# ### The post behind the course
+#
+# The course follows a Chinese-language blog post on **multimodal large models
+# (多模态大模型)** and **how to fine-tune them (如何实现多模态大模型的微调)**. The post
+# names the ideas this course teaches — representation with CNN, RNN and CRNN encoders,
+# cross-modal fusion, cross-modal learning, preprocessing, a PyTorch model, fine-tuning,
+# and three applications — but in a sentence or a simplified formula each, and its model
+# code does not run. The course keeps its outline, corrects its formulas and code where
+# they break (chapters 01, 03, 04 and 06 show where), and adds what it leaves out:
+# the objectives, real data, measurements and baselines. `docs/post.md` lists what is
+# kept, corrected and added chapter by chapter and answers the post's three questions;
+# `docs/glossary.md` gives every term of the post in English and Chinese.
 
 # %% [markdown]
 # ## Setup
@@ -197,15 +211,17 @@ plt.show()
 # %%
 av = data.load_av_digits(seed=0)
 print(f"train {len(av.train)} triples, test {len(av.test)} triples")
-show = range(6)
+show = [int(np.flatnonzero(av.train.labels == digit)[0]) for digit in (0, 2, 3, 5, 7, 8)]
 fig, axes = plt.subplots(2, 6, figsize=(14, 4.2))
 for col, i in enumerate(show):
     axes[0, col].imshow(av.train.images[i], cmap="gray")
     axes[0, col].set_title(f"label {av.train.labels[i]}", fontsize=9)
     axes[0, col].axis("off")
-    axes[1, col].imshow(av.train.mfcc[i].T, origin="lower", aspect="auto", cmap="coolwarm")
+    axes[1, col].imshow(plots.standardize_rows(np.asarray(av.train.mfcc[i]).T), origin="lower",
+                        aspect="auto", cmap="coolwarm")
     axes[1, col].set_xlabel("frame")
     axes[1, col].set_yticks([])
+axes[1, 0].set_ylabel("MFCC (standardised)")
 plt.tight_layout()
 plt.show()
 for i in show:
@@ -292,9 +308,14 @@ print(f"mono 16 kHz: {tuple(wave.shape)}, trimmed: {tuple(trimmed.shape)} "
 # utterance (zero mean, unit variance), which removes the microphone's and the room's
 # fixed colouring.
 #
+# With the short-time Fourier transform $X[k, t]$ (frequency bin $k$, frame $t$), its
+# power $P[k, t] = |X[k, t]|^2$, the mel filters $H_m(k)$, the mel power $S[m, t]$ and
+# the log-mel spectrogram $L[m, t]$ (the same symbols as chapter 03, which derives each
+# step):
+#
 # $$\mathrm{mel}(f) = 2595 \log_{10}\!\left(1 + \frac{f}{700}\right), \qquad
-# X_{m,t} = 10 \log_{10} \sum_k H_m(k)\, |S_{k,t}|^2, \qquad
-# \hat X_{m,t} = \frac{X_{m,t} - \mu_m}{\sigma_m}$$
+# S[m, t] = \sum_k H_m(k)\, P[k, t], \qquad L[m, t] = 10 \log_{10} S[m, t], \qquad
+# \hat L[m, t] = \frac{L[m, t] - \mu_m}{\sigma_m}$$
 
 # %%
 mel = prep.log_mel(trimmed)

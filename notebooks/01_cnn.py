@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/01_cnn.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/01_cnn.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=notebooks/01_cnn.ipynb)
 #
 # # 01 · The CNN image encoder
 #
@@ -75,8 +75,9 @@ generator, dev = session.start()
 # %% [markdown]
 # ## 1 · What the post's formula computes
 #
-# Read $f(I; W, b) = \max_{i,j} W_{ij} \cdot I_{ij} + b$ literally. $I$ is an $H \times W$
-# image and $W$ holds **one weight per pixel**, so it has the size of the image. The
+# Read $f(I; W, b) = \max_{i,j} W_{ij} \cdot I_{ij} + b$ literally. $I$ is an $H \times D$
+# image (height $H$, width $D$: in this chapter's equations the letter $W$ always means
+# weights) and $W$ holds **one weight per pixel**, so it has the size of the image. The
 # formula multiplies the two element by element, keeps the single largest product, and
 # adds a bias. The output is **one number per image**.
 #
@@ -179,7 +180,7 @@ plt.show()
 #
 # ### Convolution
 # A layer maps an input $x$ with $C_\text{in}$ channels, $N \times C_\text{in} \times H
-# \times W$, to an output with $C_\text{out}$ channels. Each output channel $o$ has a
+# \times D$ (height $H$, width $D$), to an output with $C_\text{out}$ channels. Each output channel $o$ has a
 # kernel $W_{o} \in \mathbb{R}^{C_\text{in} \times k \times k}$ and a bias $b_o$. With
 # stride $s$ and zero padding $p$,
 #
@@ -246,8 +247,9 @@ for position, layer in enumerate(layers):
     fields[position] = field
 
 # %% [markdown]
-# So a unit of the last convolution sees a 16 × 16 window — most of a 28 × 28 image —
-# and the global average pooling after it combines all positions. We can also *measure*
+# So a unit of the last convolution sees a 16 × 16 window — 256 of the 784 pixels, about
+# a third of a 28 × 28 image — and the global average pooling after it combines all
+# positions. We can also *measure*
 # the receptive field: the gradient of one unit in the middle of a feature map with
 # respect to the input image is non-zero only on the pixels that unit depends on. For
 # one image, ReLU and max pooling pass the gradient through some paths only (max
@@ -272,6 +274,11 @@ for ax, (stop, name) in zip(axes, stops.items()):
 fig.suptitle("|∂ unit / ∂ image| for one unit in the middle of a feature map")
 plt.tight_layout()
 plt.show()
+
+# %%
+last = fields[len(layers) - 1]
+assert last == 16 and 0.3 < last ** 2 / 28 ** 2 < 0.35, \
+    "the last unit should see a 16 × 16 window, about a third of the image"
 
 # %% [markdown]
 # ## 3 · The layers from scratch, checked against PyTorch
@@ -483,7 +490,7 @@ for i in range(10):
     for j in range(10):
         if confusion[i, j]:
             share = confusion[i, j] / confusion[i].sum()
-            ax.text(j, i, confusion[i, j], ha="center", va="center", fontsize=7,
+            ax.text(j, i, confusion[i, j], ha="center", va="center", fontsize=8,
                     color="white" if share > 0.5 else "black")
 ax.set_xticks(range(10), data.FASHION_CLASSES, rotation=60)
 ax.set_yticks(range(10), data.FASHION_CLASSES)
@@ -564,7 +571,7 @@ with torch.no_grad():
 fig, axes = plt.subplots(len(maps), 9, figsize=(10, 1.25 * len(maps)))
 for row, (name, feature) in zip(axes, maps.items()):
     row[0].imshow(image[0, 0], cmap="gray")
-    row[0].set_title(name, fontsize=7, loc="left")
+    row[0].set_title(name, fontsize=8, loc="left")
     strongest = feature.flatten(1).mean(1).argsort(descending=True)[:8]
     for ax, channel in zip(row[1:], strongest):
         ax.imshow(feature[channel], cmap="viridis")
@@ -701,7 +708,7 @@ fig = plots.show_images([prep.denormalize(t, prep.HALF_MEAN_STD, prep.HALF_MEAN_
                          for t in batch.cpu()], ncols=8, size=1.8)
 for ax, values, indices in zip(fig.axes, top.values, top.indices):
     ax.set_title("\n".join(f"{short(i)} {p:.0%}" for p, i in zip(values, indices)),
-                 fontsize=7)
+                 fontsize=8)
 plt.show()
 
 # %% [markdown]

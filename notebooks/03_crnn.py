@@ -12,14 +12,17 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/03_crnn.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/03_crnn.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=notebooks/03_crnn.ipynb)
 #
 # # 03 · The CRNN audio encoder
 #
 # The blog post encodes images with a **convolutional neural network (卷积神经网络, CNN)**,
 # text with a **recurrent neural network (循环神经网络, RNN)** and audio with a
-# **CRNN (循环卷积神经网络 in the post)**: a network that first convolves a spectrogram
-# and then runs a recurrence over time. This chapter builds that audio
+# **CRNN (the post writes 循环卷积神经网络)**: a network that first convolves a spectrogram
+# and then runs a recurrence over time. The post's term reads literally as a
+# "recurrent-convolutional network", recurrence first; the usual Chinese term for a CRNN,
+# whose convolution comes first, is **卷积循环神经网络** (convolutional recurrent neural
+# network). This chapter builds that audio
 # **encoder (编码器)** from the ground up:
 #
 # 1. **From waveform to features** — the short-time Fourier transform, the mel
@@ -98,15 +101,15 @@ display(Audio(wave.numpy(), rate=prep.SAMPLE_RATE))
 # ### The short-time Fourier transform
 #
 # Cut the signal $x$ into overlapping frames of $N = 400$ samples (25 ms) every
-# $H = 160$ samples (10 ms), taper each frame with a Hann window $w$, and take its
+# $R = 160$ samples (10 ms, the hop), taper each frame with a Hann window $w$, and take its
 # discrete Fourier transform:
 #
-# $$X[k, t] = \sum_{n=0}^{N-1} w[n]\, x[tH + n - N/2]\, e^{-2\pi i\, k n / N},
+# $$X[k, t] = \sum_{n=0}^{N-1} w[n]\, x[tR + n - N/2]\, e^{-2\pi i\, k n / N},
 # \qquad P[k, t] = |X[k, t]|^2,$$
 #
 # for frequency bins $k = 0, \dots, N/2$ (201 bins, $16000/400 = 40$ Hz apart) and
 # frames $t$. The frames are centred ($x$ is reflected at both ends), so a clip of
-# $S$ samples gives $1 + \lfloor S / H \rfloor$ frames. $P$ is the **power
+# $\ell$ samples gives $1 + \lfloor \ell / R \rfloor$ frames. $P$ is the **power
 # spectrogram**. The window matters: without the taper, the frame's abrupt ends leak
 # energy into every frequency.
 
@@ -279,14 +282,14 @@ plt.show()
 #
 # which is, symbol for symbol, its formula for the RNN. There is no convolution in it,
 # so it is not a CRNN; it also leaves open what $x_t$ is and how a clip of any length
-# becomes one vector. The convolutional recurrent network reads a spectrogram
-# $X \in \mathbb{R}^{F \times T}$ (frequency × time) in four steps:
+# becomes one vector. The convolutional recurrent network reads a log-mel spectrogram
+# $L \in \mathbb{R}^{F \times T}$ (frequency × time; $F = M$ mel bands) in four steps:
 #
 # 1. **Convolution over the frequency–time plane** with $C$ kernels $W_c$ of size
 #    $k \times k$ ("same" zero padding $p = \lfloor k/2 \rfloor$, so the plane keeps its
 #    size) and a ReLU:
-#    $$Z_c = \mathrm{ReLU}(W_c * X + b_c), \qquad
-#    Z_c[f, t] = \mathrm{ReLU}\Big(b_c + \sum_{u, v} W_c[u, v]\, X[f + u - p,\, t + v - p]\Big).$$
+#    $$Z_c = \mathrm{ReLU}(W_c * L + b_c), \qquad
+#    Z_c[f, t] = \mathrm{ReLU}\Big(b_c + \sum_{u, v} W_c[u, v]\, L[f + u - p,\, t + v - p]\Big).$$
 #    A kernel detects a local time–frequency pattern — an onset, a rising formant — and
 #    the same weights are used everywhere on the plane.
 # 2. **Pooling over frequency only**, $Q_c[f, t] = \max(Z_c[2f, t], Z_c[2f+1, t])$:
@@ -294,10 +297,10 @@ plt.show()
 #    **the time axis is kept**, frame by frame, so the lengths stay valid.
 # 3. **A feature vector per frame**: stack the channels and pooled bands of frame $t$,
 #    $z_t = \mathrm{vec}\, Q[:, :, t] \in \mathbb{R}^{C F / 2}$.
-# 4. **A recurrence over the frames** and **masked mean pooling** over the $L$ valid
+# 4. **A recurrence over the frames** and **masked mean pooling** over the $n$ valid
 #    frames of the clip:
-#    $$h_t = \tanh(W_h z_t + U_h h_{t-1} + b_h), \quad t = 0, \dots, L - 1, \qquad
-#    e = \frac{1}{L} \sum_{t < L} h_t.$$
+#    $$h_t = \tanh(W_h z_t + U_h h_{t-1} + b_h), \quad t = 0, \dots, n - 1, \qquad
+#    e = \frac{1}{n} \sum_{t < n} h_t.$$
 #
 # (Real models stack several conv blocks, use a GRU or LSTM, and run it in both
 # directions; the structure stays the same.) `mmcourse.scratch.CRNN` implements exactly
@@ -352,7 +355,7 @@ plt.show()
 # The shorter clip was padded with zeros to the longer one's length. With the
 # lengths, the model (a) zeroes every padded frame before the convolution, so the
 # kernel at the clip's last frames sees the same zeros that "same" padding gives a clip
-# alone, (b) stops the recurrence at frame $L - 1$ and (c) averages over $L$ frames, not
+# alone, (b) stops the recurrence at frame $n - 1$ and (c) averages over $n$ frames, not
 # $T_{\max}$. So the clip's embedding in the batch must equal its embedding alone, and
 # must not depend on what the padding holds. Without the lengths, the recurrence keeps
 # running over the padding and the mean divides by $T_{\max}$:
@@ -808,13 +811,14 @@ summary.round(1)
 # %% [markdown]
 # ## Summary
 #
-# * **Features.** STFT ($|X|^2$ of windowed 25 ms frames every 10 ms) → mel filterbank
-#   (triangles equally spaced in mel) → log (dB) gives the log-mel spectrogram; a DCT
+# * **Features.** STFT $X$ of windowed 25 ms frames every 10 ms → power $P = |X|^2$ →
+#   mel filterbank $S = H^\top P$ (triangles equally spaced in mel) → log (dB) gives the
+#   log-mel spectrogram $L$; a DCT
 #   over the bands, keeping 13 coefficients, gives MFCCs — a smoothed envelope.
 # * **The CRNN.** The post's CRNN formula is only an RNN. A CRNN is
-#   $Z = \mathrm{ReLU}(W_c * X + b_c)$ over the frequency–time plane, pooling over
+#   $Z = \mathrm{ReLU}(W_c * L + b_c)$ over the frequency–time plane, pooling over
 #   frequency only, one vector per frame, a recurrence over frames and a mean over the
-#   $L$ valid frames. With lengths (masks), padding cannot change an embedding — checked
+#   $n$ valid frames. With lengths (masks), padding cannot change an embedding — checked
 #   on a real batch; without them it does.
 # * **Spoken digits.** The CRNN gets 99.7 % against 95.0 % for a logistic regression on
 #   pooled MFCC statistics (98.3 % against 93.3 % in fast mode), by using the order of

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/04_fusion.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/04_fusion.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=notebooks/04_fusion.ipynb)
 #
 # # 04 · Cross-modal fusion
 #
@@ -23,7 +23,7 @@
 #
 # $$F(I, T, A) = \alpha\, f(I) + \beta\, f(T) + \gamma\, f(A).$$
 #
-# This chapter makes that formula precise, implements it and seven other fusion methods
+# This chapter makes that formula precise, implements it and nine other fusion methods
 # behind one interface, trains every one of them on the same real data (with three seeds
 # in the full run, one in fast mode), and measures what each one buys: accuracy,
 # robustness to a missing or noisy modality, and interpretability.
@@ -98,7 +98,7 @@ renormalised = (alpha * z["image"] + gamma * z["audio"]) / (alpha + gamma)
 print("text missing → (αz_I + γz_A)/(α+γ):", torch.allclose(fixed(emb, mask), renormalised, atol=1e-6))
 
 # %% [markdown]
-# ## Eight more ways to fuse
+# ## Nine more ways to fuse
 #
 # All methods share one interface: a mapping modality → embedding $(N, D_m)$ and an
 # optional presence mask $(N, M)$ in, one fused vector $(N, D_F)$ out.
@@ -115,8 +115,9 @@ print("text missing → (αz_I + γz_A)/(α+γ):", torch.allclose(fixed(emb, mas
 # | `attention` | modality tokens attend to each other; mean of the present tokens | masked keys |
 #
 # The product lets one modality *gate* another feature by feature; the convolution
-# with a kernel of size 1 and one output channel is exactly an (unnormalised) weighted
-# sum, and larger kernels mix neighbouring features across modalities; the tensor
+# with a kernel of size 1 and one output channel is, before its bias and ReLU, exactly
+# an (unnormalised) weighted sum — after them it is a shifted, clipped one — and larger
+# kernels mix neighbouring features across modalities; the tensor
 # product keeps every unimodal, bimodal and trimodal interaction term (the appended 1
 # does that), at a size of $(d+1)^M$; the low-rank version computes the same kind of
 # product through rank-$R$ factors in $O(M)$.
@@ -128,6 +129,151 @@ for name, module in sizes.items():
     out = module(emb)
     params = sum(p.numel() for p in module.parameters())
     print(f"{name:>9}: fused {tuple(out.shape)}, {params:>5} parameters")
+
+# %% [markdown]
+# ### Product and convolution, checked by hand
+#
+# The product (乘法) and the convolution (卷积) are the post's other two fusion layers.
+# On the small embeddings above, the product fusion must equal
+# $z_I \odot z_T \odot z_A$ (and $z_I \odot z_A$ when the text is missing), and the
+# convolution fusion must equal its definition written as loops: with $K$ the kernel
+# $(C_\text{out}, M, k)$, bias $b$ and zero padding $p = \lfloor k/2 \rfloor$,
+#
+# $$y[c, j] = \mathrm{ReLU}\Big(b_c + \sum_{m=1}^{M} \sum_{u=0}^{k-1} K[c, m, u]\;
+#   z_m[j + u - p]\Big).$$
+#
+# With $k = 1$ and one output channel the sum inside is $\sum_m K[0, m, 0]\, z_m$, a
+# weighted sum; the bias and the ReLU then shift and clip it.
+
+# %%
+product = sizes["product"]
+z = {m: product.project[m](emb[m]) for m in dims}
+print("product = z_I ⊙ z_T ⊙ z_A:",
+      torch.allclose(product(emb), z["image"] * z["text"] * z["audio"], atol=1e-6))
+print("text missing → z_I ⊙ z_A:",
+      torch.allclose(product(emb, mask), z["image"] * z["audio"], atol=1e-6))
+
+conv = sizes["conv"]
+z = torch.stack([conv.project[m](emb[m]) for m in conv.modalities], dim=1)  # (N, M, d)
+K, b = conv.conv.weight, conv.conv.bias
+channels, M, k = K.shape
+p = k // 2
+padded = torch.nn.functional.pad(z, (p, p))
+loops = torch.zeros(z.shape[0], channels, z.shape[2])
+for c in range(channels):
+    for j in range(z.shape[2]):
+        loops[:, c, j] = b[c] + sum(K[c, m, u] * padded[:, m, j + u]
+                                    for m in range(M) for u in range(k))
+print("conv fusion = the loops above:",
+      torch.allclose(conv(emb), loops.relu().flatten(1), atol=1e-6))
+
+one = make_fusion("conv", dims, dim=8, channels=1, kernel_size=1)
+z = {m: one.project[m](emb[m]) for m in one.modalities}
+w = one.conv.weight[0, :, 0]
+weighted = sum(w[i] * z[m] for i, m in enumerate(one.modalities))
+print("k = 1, one channel: ReLU(Σ_m w_m z_m + b):",
+      torch.allclose(one(emb), (weighted + one.conv.bias).relu(), atol=1e-6))
+print("... but not Σ_m w_m z_m itself:",
+      torch.allclose(one(emb), weighted, atol=1e-6))
+
+# %%
+assert torch.allclose(product(emb), product.project["image"](emb["image"])
+                      * product.project["text"](emb["text"])
+                      * product.project["audio"](emb["audio"]), atol=1e-6)
+assert torch.allclose(conv(emb), loops.relu().flatten(1), atol=1e-6)
+assert torch.allclose(one(emb), (weighted + one.conv.bias).relu(), atol=1e-6)
+assert not torch.allclose(one(emb), weighted, atol=1e-6)
+
+# %% [markdown]
+# ### Low-rank fusion is tensor fusion with a factorised weight
+#
+# Tensor fusion's vector $\mathrm{vec}(\bigotimes_m [z_m; 1])$ has $(d+1)^M$ entries, and
+# the layer after it multiplies it by a weight $W$ with $(d+1)^M$ rows — one
+# $(d+1) \times (d+1) \times (d+1)$ tensor $\mathcal{W}_o$ per output $o$:
+#
+# $$F_o = \sum_{i,j,l} \mathcal{W}_o[i, j, l]\; \hat z_I[i]\, \hat z_T[j]\, \hat z_A[l],
+# \qquad \hat z_m = [z_m; 1].$$
+#
+# Low-rank fusion writes each $\mathcal{W}_o$ as a sum of $R$ outer products,
+# $\mathcal{W}_o = \sum_{r=1}^{R} w^{(r)}_{I,o} \otimes w^{(r)}_{T,o} \otimes w^{(r)}_{A,o}$,
+# so that $F_o = \sum_r \prod_m \langle w^{(r)}_{m,o}, \hat z_m \rangle$ never forms the
+# big tensor. With enough terms the factorisation is exact, not an approximation:
+# $R = (d+1)^2$ terms, one per pair $(i, j)$, with $w_I = e_i$, $w_T = e_j$ and
+# $w_A = \mathcal{W}_o[i, j, :]$, rebuild any $\mathcal{W}$. Below, a random $W$ after
+# tensor fusion and `LowRankFusion` with those factors give the same output.
+
+# %%
+d, out = 3, 5
+small = {m: d for m in dims}
+tensor = make_fusion("tensor", small, dim=d)
+z = {m: tensor.project[m](emb[m][:, :d]) for m in tensor.modalities}
+W = torch.randn((d + 1) ** 3, out, generator=g)
+full = tensor({m: emb[m][:, :d] for m in dims}) @ W      # (N, out) through the big vector
+blocks = W.reshape(d + 1, d + 1, d + 1, out)            # 𝒲[i, j, l, o]
+lowrank = make_fusion("lowrank", small, dim=out, rank=(d + 1) ** 2)
+with torch.no_grad():
+    eye = torch.eye(d + 1)
+    for r, (i, j) in enumerate((i, j) for i in range(d + 1) for j in range(d + 1)):
+        lowrank.factors["image"][r] = eye[i][:, None].expand(d + 1, out)
+        lowrank.factors["text"][r] = eye[j][:, None].expand(d + 1, out)
+        lowrank.factors["audio"][r] = blocks[i, j]
+factored = lowrank(z)
+print(f"tensor fusion then W: {tuple(full.shape)}; low-rank with R = {(d + 1) ** 2}: "
+      f"{tuple(factored.shape)}; equal: {torch.allclose(full, factored, atol=1e-5)}")
+print(f"parameters: W {W.numel()}, factors "
+      f"{sum(p.numel() for p in lowrank.factors.values())} (at full rank no saving)")
+
+# %%
+assert torch.allclose(full, factored, atol=1e-5), "at full rank low-rank fusion is tensor fusion"
+
+# %% [markdown]
+# ### Attention, as an equation
+#
+# The `attention` fusion treats the $M$ projected embeddings (plus a learned embedding
+# per modality) as $M$ tokens $Z \in \mathbb{R}^{M \times d}$. Each of $h$ heads projects
+# them to queries, keys and values of size $d_h = d/h$ and mixes the values by how well
+# each query matches each key:
+#
+# $$\mathrm{head}_i = \mathrm{softmax}\!\Big(\frac{(Z W^Q_i)(Z W^K_i)^\top}{\sqrt{d_h}}
+#   + B\Big)\, Z W^V_i, \qquad
+# \mathrm{MHA}(Z) = [\mathrm{head}_1; \dots; \mathrm{head}_h]\, W^O + b^O,$$
+#
+# where $B$ is $-\infty$ in the columns of missing modalities (they receive no
+# attention) and 0 elsewhere, and every projection has a bias. The fused vector is then
+# the mean over present tokens of $\mathrm{LayerNorm}(Z + \mathrm{MHA}(Z))$. The equation
+# written out with tensor operations must give what `nn.MultiheadAttention` gives:
+
+# %%
+attention = sizes["attention"]
+mha = attention.attention
+tokens = attention.stacked(emb) + attention.modality_embedding        # (N, M, d)
+n, M, dim = tokens.shape
+heads = mha.num_heads
+Wq, Wk, Wv = mha.in_proj_weight.chunk(3)
+bq, bk, bv = mha.in_proj_bias.chunk(3)
+
+
+def split_heads(x):
+    """(N, M, d) → (N, heads, M, d_h)."""
+    return x.view(n, M, heads, dim // heads).transpose(1, 2)
+
+
+q, k_, v = (split_heads(tokens @ W_.T + b_) for W_, b_ in ((Wq, bq), (Wk, bk), (Wv, bv)))
+scores = q @ k_.transpose(-1, -2) / (dim // heads) ** 0.5               # (N, heads, M, M)
+scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))     # text missing
+by_hand = (scores.softmax(-1) @ v).transpose(1, 2).reshape(n, M, dim)
+by_hand = by_hand @ mha.out_proj.weight.T + mha.out_proj.bias
+reference, _ = mha(tokens, tokens, tokens, key_padding_mask=~mask, need_weights=False)
+print("the equation equals nn.MultiheadAttention:", torch.allclose(by_hand, reference, atol=1e-6))
+normed = attention.norm(tokens + by_hand)
+present = mask.unsqueeze(-1).float()
+fused_by_hand = (normed * present).sum(1) / present.sum(1)
+print("and the fused vector equals the module's:",
+      torch.allclose(fused_by_hand, attention(emb, mask), atol=1e-6))
+
+# %%
+assert torch.allclose(by_hand, reference, atol=1e-6)
+assert torch.allclose(fused_by_hand, attention(emb, mask), atol=1e-6)
 
 # %% [markdown]
 # ## The data: AV-digits
@@ -213,6 +359,38 @@ assert fusions.max() - fusions.median() < fusions.median() - single.max(), \
 assert close["concat"], "concatenation should lie within 5 points of the best fusion"
 
 # %% [markdown]
+# How much do the neural fusions buy over a plain linear model? Chapter 00 fitted a
+# logistic regression on the three modalities' raw features side by side (the 64
+# pixels, pooled MFCC statistics, a bag of words), on the same training clips and
+# images, tested on the same test split:
+
+# %% tags=["nbval-ignore-output"]
+from mmcourse.data import load_av_digits
+from mmcourse.data.avdigits import modality_baselines
+
+linear = modality_baselines(load_av_digits(seed=0))["all three"]
+at_or_below = int((fusions <= linear + 0.005).sum())
+print(f"logistic regression on all three: {100 * linear:.1f} %; "
+      f"{at_or_below} of the {len(fusions)} fusions are at or below it (within half a point)")
+
+# %% [markdown]
+# It reaches 95.2 %, at or above 9 of the 10 neural fusions in the full run (all 10 in
+# fast mode). That is no failure of fusion: each modality's evidence here is already
+# close to linearly readable from simple features (pixel patterns, average spectra,
+# the words), and their noise is independent, so a linear model that weighs all the
+# features at once already combines them well. The neural models must learn their
+# encoders from 2,160 training samples as well. What they add is not accuracy on clean
+# data but what the next section measures: one model that still works when a modality
+# is missing or broken, where a linear model on the concatenation would need a version
+# for every pattern of missing inputs.
+
+# %%
+assert abs(linear - 0.952) < 0.01, "chapter 00's logistic regression on all three scores 95.2 %"
+assert len(loaders["train"].dataset) == 2160
+assert at_or_below >= len(fusions) - 1, \
+    "the linear model should be at or above all but at most one neural fusion"
+
+# %% [markdown]
 # ## Robustness: a modality missing or noisy at test time
 #
 # Each multimodal model (seed 0) is evaluated with one modality removed for every test
@@ -224,13 +402,16 @@ robust = recipe.robustness(models, loaders["test"], s.noise)
 robust.mul(100).round(1)
 
 # %% tags=["nbval-ignore-output"]
-fig, ax = plt.subplots(figsize=(9, 3.5))
-for column in robust.columns:
-    ax.plot(robust.index, 100 * robust[column], marker="o", label=column)
-ax.set_ylabel("test accuracy (%)")
-ax.tick_params(axis="x", rotation=45)
-ax.legend(ncol=4, fontsize=7)
-ax.set_title("accuracy under a missing or corrupted modality")
+fig, ax = plt.subplots(figsize=(8, 5))
+im = ax.imshow(100 * robust.to_numpy(), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+ax.set_xticks(range(len(robust.columns)), robust.columns, rotation=30, ha="right")
+ax.set_yticks(range(len(robust.index)), robust.index)
+for (row, col), value in np.ndenumerate(100 * robust.to_numpy()):
+    ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=8,
+            color="black" if value > 60 else "white")
+fig.colorbar(im, ax=ax, label="test accuracy (%)")
+ax.set_title("accuracy of each fusion (rows) under a missing or corrupted modality")
+plt.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -261,8 +442,12 @@ assert (robust["text noised"] < other_noise - 0.02).all(), \
 # below every additive one (sum, learned, gated, concatenation, late, attention): a
 # broken factor corrupts every product it enters. Which additive method holds up best
 # varies from seed to seed; in the seed-0 runs shown here two lose less than all the
-# others: the gated one, which can turn a modality's weight down sample by
-# sample, and late fusion, which only averages each modality's own prediction.
+# others. Late fusion only averages each modality's own prediction, so garbled text
+# spoils one vote out of three. The gated model is a different case: it starts lower
+# — on clean data it is the weakest fusion in the full run's table (89.8 %) and among
+# the two weakest in fast mode (92.3 %) — so it has less to lose, and the next section
+# shows that its gate does not reliably turn garbled text down. Its small loss is not
+# evidence of a better defence.
 
 # %%
 multiplicative = ["product", "tensor", "lowrank"]
@@ -273,6 +458,8 @@ assert garbled[multiplicative].max() < garbled[additive].min() - 0.05, \
 loss = robust["clean"] - garbled
 assert loss[["gated", "late"]].max() < loss.drop(["gated", "late"]).min(), \
     "gated and late fusion should lose less to garbled text than the others"
+assert fusions["gated"] <= fusions.nsmallest(2).max(), \
+    "on clean data the gated model should be among the two weakest fusions"
 
 # %% [markdown]
 # ## Choosing α, β, γ by hand
@@ -304,40 +491,51 @@ show_interactive(show_weights, alpha=widgets.FloatSlider(description="α (image)
                  beta=widgets.FloatSlider(description="β (text)", **slider),
                  gamma=widgets.FloatSlider(description="γ (audio)", **slider))
 
+# %% [markdown]
+# Choosing the weights is model selection, so it is done on the **validation** part (the
+# 10 % of the training split held out for that), never on the test set: the map below
+# scores every weight triple on the validation samples, and only the best triple is then
+# evaluated on the test set.
+
 # %% tags=["nbval-ignore-output"]
+val_embeddings, val_labels = recipe.embed_all(sum_model, loaders["val"])
 grid = np.linspace(0, 1, 21)
 surface = np.full((len(grid), len(grid)), np.nan)
 for i, a in enumerate(grid):
     for j, b in enumerate(grid):
-        if a + b <= 1:
+        if a + b <= 1 + 1e-9:
             surface[i, j] = recipe.accuracy_with_weights(
-                sum_model, test_embeddings, test_labels,
-                {"image": a, "text": b, "audio": 1 - a - b})
+                sum_model, val_embeddings, val_labels,
+                {"image": a, "text": b, "audio": max(0.0, 1 - a - b)})
 fig, ax = plt.subplots(figsize=(4.5, 4))
 im = ax.imshow(100 * surface, origin="lower", extent=(0, 1, 0, 1), cmap="viridis")
 ax.set_xlabel("β (text)")
 ax.set_ylabel("α (image)")
-ax.set_title("test accuracy over the simplex (γ = 1 − α − β)")
+ax.set_title("validation accuracy over the simplex (γ = 1 − α − β)")
 fig.colorbar(im, label="%")
 plt.show()
 i, j = np.unravel_index(np.nanargmax(surface), surface.shape)
-print(f"best hand-picked weights: α={grid[i]:.2f}, β={grid[j]:.2f}, γ={1 - grid[i] - grid[j]:.2f} "
-      f"→ {100 * np.nanmax(surface):.1f} %")
+chosen = {"image": grid[i], "text": grid[j], "audio": max(0.0, 1 - grid[i] - grid[j])}
+equal_weights = {m: 1.0 for m in recipe.MODALITIES}
+picked = recipe.accuracy_with_weights(sum_model, test_embeddings, test_labels, chosen)
+equal = recipe.accuracy_with_weights(sum_model, test_embeddings, test_labels, equal_weights)
+print("weights chosen on validation: "
+      + ", ".join(f"{m} {w:.2f}" for m, w in chosen.items())
+      + f" (validation {100 * np.nanmax(surface):.1f} %)")
+print(f"test accuracy: chosen weights {100 * picked:.1f} %, equal weights {100 * equal:.1f} %")
 
 # %% [markdown]
-# Even tuned on the test set itself, hand-picked weights gain only a couple of points
-# over the equal weights the model was trained with (in the full run 95.3 % against
-# 94.2 %; in fast mode 95.8 % against 94.8 %), while any one modality alone — a
-# corner of the triangle — is far worse: the trained head expects all three.
+# Hand-picked weights gain at most a point or two on the test set over the equal
+# weights the model was trained with (in the full run CHOSEN_FULL % against EQUAL_FULL %;
+# in fast mode 95.5 % against 94.3 %), while any one modality alone — a corner of the
+# triangle — is far worse: the trained head expects all three.
 
 # %%
-equal = recipe.accuracy_with_weights(sum_model, test_embeddings, test_labels,
-                                     {m: 1.0 for m in recipe.MODALITIES})
 corners = {m: recipe.accuracy_with_weights(sum_model, test_embeddings, test_labels,
                                            {k: float(k == m) for k in recipe.MODALITIES})
            for m in recipe.MODALITIES}
-assert np.nanmax(surface) - equal < 0.05, \
-    "hand-picked weights should gain less than 5 points over equal weights"
+assert abs(picked - equal) < 0.03, \
+    "weights chosen on validation should move test accuracy by less than 3 points"
 assert max(corners.values()) < equal - 0.2, \
     f"one modality alone should lose over 20 points to equal weights: {corners}"
 

@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/06_finetune.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/06_finetune.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=notebooks/06_finetune.ipynb)
 #
 # # 06 · Fine-tuning the full multimodal model
 #
@@ -352,7 +352,7 @@ for row, tower in enumerate(("text", "image")):
             ax.scatter(*xy[mask].T, s=9, label=name)
         ax.set_title(f"{tower} tower, {when} fine-tuning: silhouette "
                      f"{silhouettes[tower, when]:.2f}")
-axes[0, 1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+axes[0, 1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
 plt.tight_layout()
 plt.show()
 
@@ -479,7 +479,7 @@ for r in trained:
     axes[1].plot(epochs, r["history"]["train_accuracy"], marker="o", ms=3, label=r["row"])
 axes[0].set(title="training loss, fold 0", xlabel="epoch", yscale="log")
 axes[1].set(title="training accuracy, fold 0", xlabel="epoch")
-axes[1].legend(fontsize=7)
+axes[1].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 

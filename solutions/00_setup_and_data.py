@@ -14,19 +14,36 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 00_setup_and_data
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/00_setup_and_data.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/00_setup_and_data.ipynb)
+#
 # # Exercise 00 · Data and preprocessing
 #
 # Companion to `notebooks/00_setup_and_data.ipynb`. Write the code where you see `...`,
 # then run the `grader.check(...)` cell below it: it runs the public tests. Your
 # instructor grades with more, hidden tests, so make your code correct, not just the
 # examples. Do not delete or reorder cells.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("00_setup_and_data.ipynb")
 
 # %%
 import numpy as np

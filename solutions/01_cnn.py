@@ -14,13 +14,15 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 01_cnn
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/01_cnn.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/01_cnn.ipynb)
+#
 # # Exercise 01 · The CNN image encoder
 #
 # Companion to `notebooks/01_cnn.ipynb`. Write the code where you see `...`,
@@ -32,6 +34,21 @@
 # max pooling from tensor operations (checked against PyTorch, values and gradients),
 # implement the blog post's formula $f(I; W, b) = \max_{i,j} W_{ij} \cdot I_{ij} + b$,
 # and measure on a real Fashion-MNIST image how it differs from a convolution.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("01_cnn.ipynb")
 
 # %%
 import math

@@ -14,13 +14,15 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 02_rnn
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/02_rnn.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/02_rnn.ipynb)
+#
 # # Exercise 02 · The RNN text encoder
 #
 # Companion to `notebooks/02_rnn.ipynb`. Write the code where you see `...`,
@@ -34,6 +36,21 @@
 # Build everything from tensor operations (`@`, `torch.tanh`, `torch.sigmoid`, indexing);
 # do not call `torch.nn` layers, `torch.nn.functional` recurrences or `mmcourse.scratch`
 # in your answers — the tests compare against those.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("02_rnn.ipynb")
 
 # %%
 import math
@@ -348,6 +365,98 @@ for _n, _in, _hid in [(1, 1, 1), (4, 6, 3), (10, 20, 12)]:
 # %% [raw]
 # # END QUESTION
 
+# %% [raw]
+# # BEGIN QUESTION
+# name: q5_lstm_step
+# points: 3
+
+# %% [markdown]
+# **Q5 · One LSTM step.** Write `lstm_step(x, h, c, W, U, b)` with PyTorch's layout and
+# gate order (i, f, g, o): `W` is `weight_ih` `(4H, in)`, `U` is `weight_hh` `(4H, H)` and
+# `b` is `(4H,)` (PyTorch's `bias_ih + bias_hh`); each is four blocks of `H` rows stacked
+# in the order i, f, g, o. For `x` `(N, in)` and the state `h`, `c` (each `(N, H)`)
+# return the pair `(h', c')`:
+#
+# $$i = \sigma(W_i x + U_i h + b_i), \quad f = \sigma(W_f x + U_f h + b_f), \quad
+#   g = \tanh(W_g x + U_g h + b_g), \quad o = \sigma(W_o x + U_o h + b_o),$$
+# $$c' = f \odot c + i \odot g, \qquad h' = o \odot \tanh(c') .$$
+#
+# The cell state `c` is the LSTM's answer to Q6's vanishing gradients: `c'` depends on
+# `c` through a product with the forget gate only, without a squashing `tanh`. The tests
+# compare with `torch.nn.LSTMCell` given the same weights, in float64, values and
+# gradients; do not call `nn.LSTMCell`, `nn.LSTM`, `torch.lstm_cell` or
+# `scratch.LSTMCell`.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def lstm_step(x, h, c, W, U, b):
+    # BEGIN SOLUTION
+    i, f, g, o = (x @ W.T + h @ U.T + b).chunk(4, dim=1)
+    c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h_next = torch.sigmoid(o) * torch.tanh(c_next)
+    return h_next, c_next
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+# all weights zero: i = f = o = 1/2 and g = 0, so c' = c / 2 and h' = tanh(c / 2) / 2
+_h, _c = torch.tensor([[1.0, -2.0]]), torch.tensor([[2.0, -4.0]])
+_hc = lstm_step(torch.ones(1, 3), _h, _c, torch.zeros(8, 3), torch.zeros(8, 2), torch.zeros(8))
+assert isinstance(_hc, tuple) and len(_hc) == 2
+assert torch.allclose(_hc[1], 0.5 * _c)
+assert torch.allclose(_hc[0], 0.5 * torch.tanh(0.5 * _c))
+
+# %%
+# HIDDEN
+_g = torch.Generator().manual_seed(hidden_seed(41))
+_no_lstm = ("torch.nn.LSTMCell.forward", "torch.nn.LSTM.forward", "torch.lstm_cell",
+            "torch.lstm", "mmcourse.scratch.LSTMCell.forward")
+for _n, _in, _hid in [(1, 1, 1), (4, 6, 3), (9, 20, 12)]:
+    _cell = nn.LSTMCell(_in, _hid).double()
+    with torch.no_grad():
+        for _p in _cell.parameters():
+            _done = _p.copy_(torch.randn(_p.shape, generator=_g, dtype=torch.float64))
+    _x = torch.randn(_n, _in, generator=_g, dtype=torch.float64)
+    _h = torch.randn(_n, _hid, generator=_g, dtype=torch.float64)
+    _c = 2 * torch.randn(_n, _hid, generator=_g, dtype=torch.float64)
+    _b = (_cell.bias_ih + _cell.bias_hh).detach()
+    _ours = [t.detach().clone().requires_grad_()
+             for t in (_x, _h, _c, _cell.weight_ih, _cell.weight_hh, _b)]
+    _theirs = [t.detach().clone().requires_grad_() for t in (_x, _h, _c)]
+    with forbidding(*_no_lstm):
+        _got = lstm_step(*_ours)
+    _want = _cell(_theirs[0], (_theirs[1], _theirs[2]))
+    assert isinstance(_got, (tuple, list)) and len(_got) == 2
+    for _a, _w in zip(_got, _want):
+        assert _a.shape == (_n, _hid) and _a.dtype == torch.float64
+        assert scratch.relative_error(_a, _w) < 1e-10
+    _rh = torch.randn(_n, _hid, generator=_g, dtype=torch.float64)
+    _rc = torch.randn(_n, _hid, generator=_g, dtype=torch.float64)
+    (_got[0] * _rh + _got[1] * _rc).sum().backward()
+    (_want[0] * _rh + _want[1] * _rc).sum().backward()
+    _ref_grads = [*(t.grad for t in _theirs), _cell.weight_ih.grad, _cell.weight_hh.grad,
+                  _cell.bias_ih.grad]
+    for _a, _w in zip(_ours, _ref_grads):
+        assert _a.grad is not None and scratch.relative_error(_a.grad, _w) < 1e-8
+# float32 in, float32 out; a zero state with zero weights keeps the cell state at zero
+_h32, _c32 = lstm_step(torch.randn(3, 4), torch.zeros(3, 5), torch.zeros(3, 5),
+                       torch.zeros(20, 4), torch.zeros(20, 5), torch.zeros(20))
+assert _h32.dtype == torch.float32 and torch.equal(_c32, torch.zeros(3, 5))
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
 # %% [markdown]
 # ## Vanishing gradients
 #
@@ -384,11 +493,11 @@ print(repr(english), tuple(text_steps.shape))
 
 # %% [raw]
 # # BEGIN QUESTION
-# name: q5_jacobian_norm
+# name: q6_jacobian_norm
 # points: 2
 
 # %% [markdown]
-# **Q5 · How far back does the gradient reach?** Write `jacobian_norm(W, U, b, xs)`
+# **Q6 · How far back does the gradient reach?** Write `jacobian_norm(W, U, b, xs)`
 # for one unbatched sequence `xs` `(T, in)` (float64) and weights as in Q2: start from
 # `h_0 = 0` (shape `(H,)`), run `h_t = tanh(W x_t + U h_{t−1} + b)` for
 # `t = 1 … T` (with `x_t = xs[t − 1]`), and return the spectral norm (largest singular
@@ -459,11 +568,11 @@ for _gain in (0.5, 2.0):
 
 # %% [raw]
 # # BEGIN QUESTION
-# name: q6_vanishing
+# name: q7_vanishing
 # points: 2
 
 # %% [markdown]
-# **Q6 · Interpretation: vanishing or exploding?** With `make_weights(g)` (seed 0) and
+# **Q7 · Interpretation: vanishing or exploding?** With `make_weights(g)` (seed 0) and
 # `text_steps`:
 #
 # * set `factors` to a dict mapping each gain `g` in `GAINS` to the **per-step factor**

@@ -14,22 +14,39 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 03_crnn
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/03_crnn.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/03_crnn.ipynb)
+#
 # # Exercise 03 · The CRNN audio encoder
 #
 # Companion to `notebooks/03_crnn.ipynb`. You build the audio side of the course from
 # the waveform up: the mel scale and its filterbank, log-mel features of a real spoken
 # caption, masked mean pooling, and the forward pass of a CRNN that gives the same
-# embedding to a clip whether it is padded or not. Write the code where you see `...`,
-# then run the `grader.check(...)` cell below it: it runs the public tests. Your
-# instructor grades with more, hidden tests, so make your code correct, not just the
-# examples. Do not delete or reorder cells.
+# embedding to a clip whether it is padded or not, and SpecAugment's masks. Write the
+# code where you see `...`, then run the `grader.check(...)` cell below it: it runs the
+# public tests. Your instructor grades with more, hidden tests, so make your code
+# correct, not just the examples. Do not delete or reorder cells.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("03_crnn.ipynb")
 
 # %%
 import numpy as np
@@ -505,6 +522,112 @@ _means = np.array([_lens[digits.labels == _d].mean() for _d in range(10)])
 assert np.allclose(np.asarray(mean_frames_by_digit, dtype=float), _means, atol=1e-6)
 assert int(longest_digit) == int(np.argmax(_means))
 assert abs(float(padding_fraction) - (1 - _lens.mean() / _lens.max())) < 1e-4
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q7_spec_augment
+# points: 2
+
+# %% [markdown]
+# **Q7 · SpecAugment.** The chapter trains on augmented clips: SpecAugment hides a band of
+# frequencies and a stretch of time, so that the encoder cannot lean on any one of them.
+# Write `spec_augment_mask(spec, freq_width, time_width, seed)` for a spectrogram (or
+# MFCC matrix) `spec` of shape `(F, T)`, with `freq_width ≤ F` and `time_width ≤ T`:
+#
+# 1. make a generator `g = torch.Generator().manual_seed(seed)`;
+# 2. draw the band's first row `f0 = torch.randint(0, F - freq_width + 1, (1,), generator=g)`,
+#    **then** the stretch's first column
+#    `t0 = torch.randint(0, T - time_width + 1, (1,), generator=g)` (in this order);
+# 3. return a **copy** of `spec` in which rows `f0 … f0 + freq_width − 1` and columns
+#    `t0 … t0 + time_width − 1` are 0, with `spec`'s shape and dtype. `spec` itself
+#    must not change.
+#
+# The same seed must give the same mask; a width of 0 masks nothing along that axis. Do
+# not call `prep.spec_augment` or torchaudio's masking transforms.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def spec_augment_mask(spec, freq_width, time_width, seed):
+    # BEGIN SOLUTION
+    g = torch.Generator().manual_seed(seed)
+    n_freq, n_time = spec.shape
+    f0 = int(torch.randint(0, n_freq - freq_width + 1, (1,), generator=g))
+    t0 = int(torch.randint(0, n_time - time_width + 1, (1,), generator=g))
+    out = spec.clone()
+    out[f0:f0 + freq_width, :] = 0
+    out[:, t0:t0 + time_width] = 0
+    return out
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_spec = torch.arange(1.0, 61.0).reshape(6, 10)
+_out = spec_augment_mask(_spec, 2, 3, seed=0)
+assert _out.shape == (6, 10) and _out.dtype == torch.float32
+assert int((_out == 0).sum()) == 2 * 10 + 3 * 6 - 2 * 3  # a band, a stretch, their overlap once
+assert torch.equal(_out, spec_augment_mask(_spec, 2, 3, seed=0))
+assert float(_spec.min()) == 1.0
+
+# %%
+# HIDDEN
+_NO_MASKING = ("mmcourse.preprocessing.spec_augment", "mmcourse.preprocessing.audio.spec_augment",
+               "torchaudio.transforms.FrequencyMasking.forward",
+               "torchaudio.transforms.TimeMasking.forward",
+               "torchaudio.functional.mask_along_axis", "torchaudio.functional.mask_along_axis_iid")
+
+
+def _spec_augment_reference(spec, fw, tw, seed):
+    _g = torch.Generator().manual_seed(seed)
+    _f0 = int(torch.randint(0, spec.shape[0] - fw + 1, (1,), generator=_g))
+    _t0 = int(torch.randint(0, spec.shape[1] - tw + 1, (1,), generator=_g))
+    _want = spec.clone()
+    _want[_f0:_f0 + fw] = 0
+    _want[:, _t0:_t0 + tw] = 0
+    return _want
+
+
+_base = hidden_seed(300) % 10_000
+# real MFCC matrices of spoken digits, (13, T), shifted to be nowhere 0
+for _i, (_fw, _tw) in zip(range(0, 3000, 500), [(2, 5), (4, 10), (1, 1), (13, 0), (0, 7), (3, 20)]):
+    _spec = torch.from_numpy(np.asarray(digits.mfcc[_i], dtype=np.float64).T.copy())
+    _spec = _spec - _spec.min() + 1.0
+    _tw = min(_tw, _spec.shape[1])
+    _before = _spec.clone()
+    _seed = _base + _i
+    with forbidding(*_NO_MASKING):
+        _got = spec_augment_mask(_spec, _fw, _tw, _seed)
+        _again = spec_augment_mask(_spec, _fw, _tw, _seed)
+    _want = _spec_augment_reference(_spec, _fw, _tw, _seed)
+    assert _got.shape == _spec.shape and _got.dtype == torch.float64, (_i, _got.shape)
+    assert torch.equal(_spec, _before), "the input was changed"
+    assert torch.equal(_got, _again), "the same seed gave another mask"
+    _F, _T = _spec.shape
+    _masked = int((_got == 0).sum())
+    assert _masked == _fw * _T + _tw * _F - _fw * _tw, (_i, _fw, _tw, _masked)
+    assert torch.equal(_got, _want), (_i, _fw, _tw)
+    _kept = _got != 0
+    assert torch.equal(_got[_kept], _spec[_kept])
+# different seeds move the mask
+_spec = torch.rand(40, 100, generator=torch.Generator().manual_seed(hidden_seed(301))) + 1.0
+_masks = {tuple((spec_augment_mask(_spec, 5, 10, _base + _s) == 0).nonzero()[0].tolist())
+          for _s in range(8)}
+assert len(_masks) > 1
+# float32 stays float32
+assert spec_augment_mask(torch.ones(8, 30), 2, 4, 1).dtype == torch.float32
 
 # %% [raw]
 # # END TESTS

@@ -14,25 +14,49 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 04_fusion
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/04_fusion.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/04_fusion.ipynb)
+#
 # # Exercise 04 · Cross-modal fusion
 #
 # Companion to `notebooks/04_fusion.ipynb`. Write the code where you see `...`, then run
 # the `grader.check(...)` cell below it. Hidden tests grade more cases than the public
 # ones. Do not delete or reorder cells.
+#
+# **What you may import.** `torch`, `numpy`, scikit-learn, `mmcourse.data` and
+# `mmcourse.fusion.presence_mask` are yours to use. The fusion classes of
+# `mmcourse.fusion` — `WeightedSum`, `GatedSum`, `ProductFusion`, `ConvFusion`,
+# `TensorFusion`, `LowRankFusion`, `LateFusion`, `AttentionFusion` and `make_fusion` — are
+# the answers: the hidden tests compare your functions with them and refuse them while
+# your functions run, so do not import them (and do not call `F.conv1d` or `nn.Conv1d`
+# in Q6).
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("04_fusion.ipynb")
 
 # %%
 import numpy as np
 import torch
 
 from mmcourse import data
-from mmcourse.fusion import LateFusion, TensorFusion, WeightedSum
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -78,8 +102,15 @@ assert torch.allclose(weighted_sum(_z, {"image": 1, "text": 1}, _mask)[1], torch
 
 # %%
 # HIDDEN
+from mmcourse.fusion import WeightedSum
 from mmcourse.grading.hidden import forbidding, hidden_seed
 
+# the course's fusion classes are the answers: refused while an answer runs
+_ANSWERS = ("mmcourse.fusion.Fusion.forward", "mmcourse.fusion.WeightedSum.sample_weights",
+            "mmcourse.fusion.GatedSum.sample_weights", "mmcourse.fusion._Mixture.fuse",
+            "mmcourse.fusion.ProductFusion.fuse", "mmcourse.fusion.ConvFusion.fuse",
+            "mmcourse.fusion.TensorFusion.fuse", "mmcourse.fusion.LateFusion.fuse",
+            "mmcourse.fusion.LateFusion.per_modality", "mmcourse.fusion.make_fusion")
 _ = torch.manual_seed(hidden_seed(0))
 _dims = {"image": 6, "text": 5, "audio": 4}
 _w = {"image": 0.5, "text": 0.2, "audio": 0.3}
@@ -88,8 +119,10 @@ _emb = {m: torch.randn(9, d) for m, d in _dims.items()}
 _proj = {m: _ref.project[m](_emb[m]).detach() for m in _dims}
 _present = torch.rand(9, 3) > 0.4
 _present[:, 2] |= ~_present.any(dim=1)
-assert torch.allclose(weighted_sum(_proj, _w), _ref(_emb).detach(), atol=1e-5)
-assert torch.allclose(weighted_sum(_proj, _w, _present), _ref(_emb, _present).detach(), atol=1e-5)
+with forbidding(*_ANSWERS):
+    _got_all, _got_some = weighted_sum(_proj, _w), weighted_sum(_proj, _w, _present)
+assert torch.allclose(_got_all, _ref(_emb).detach(), atol=1e-5)
+assert torch.allclose(_got_some, _ref(_emb, _present).detach(), atol=1e-5)
 
 # %% [raw]
 # # END TESTS
@@ -135,7 +168,8 @@ _ = torch.manual_seed(hidden_seed(1))
 _theta = torch.randn(4)
 _present = torch.rand(20, 4) > 0.5
 _present[:, 0] |= ~_present.any(dim=1)
-_got = masked_softmax(_theta, _present)
+with forbidding(*_ANSWERS):
+    _got = masked_softmax(_theta, _present)
 assert _got.shape == (20, 4)
 assert torch.allclose(_got.sum(1), torch.ones(20)) and (_got[~_present] == 0).all()
 _full = torch.softmax(_theta, 0)
@@ -183,12 +217,16 @@ assert _out.tolist() == [[6.0, 10.0, 2.0, 3.0, 5.0, 1.0]]
 
 # %%
 # HIDDEN
+from mmcourse.fusion import TensorFusion
+
 _ = torch.manual_seed(hidden_seed(2))
 _ref = TensorFusion({"a": 5, "b": 3}, dim=4)
 _emb = {"a": torch.randn(6, 5), "b": torch.randn(6, 3)}
 _za, _zb = (_ref.project[m](_emb[m]).detach() for m in ("a", "b"))
-assert tensor_fusion(_za, _zb).shape == (6, 25)
-assert torch.allclose(tensor_fusion(_za, _zb), _ref(_emb).detach(), atol=1e-5)
+with forbidding(*_ANSWERS):
+    _got = tensor_fusion(_za, _zb)
+assert _got.shape == (6, 25)
+assert torch.allclose(_got, _ref(_emb).detach(), atol=1e-5)
 
 # %% [raw]
 # # END TESTS
@@ -230,13 +268,17 @@ assert torch.allclose(late_fusion(_l, torch.tensor([[False, True]])), torch.tens
 
 # %%
 # HIDDEN
+from mmcourse.fusion import LateFusion
+
 _ = torch.manual_seed(hidden_seed(3))
 _ref = LateFusion({"image": 4, "text": 3, "audio": 2}, num_classes=5)
 _emb = {"image": torch.randn(8, 4), "text": torch.randn(8, 3), "audio": torch.randn(8, 2)}
 _present = torch.rand(8, 3) > 0.3
 _present[:, 1] |= ~_present.any(dim=1)
 _stacked = _ref.per_modality(_emb).detach()
-assert torch.allclose(late_fusion(_stacked, _present), _ref(_emb, _present).detach(), atol=1e-6)
+with forbidding(*_ANSWERS):
+    _got = late_fusion(_stacked, _present)
+assert torch.allclose(_got, _ref(_emb, _present).detach(), atol=1e-6)
 
 # %% [raw]
 # # END TESTS
@@ -246,11 +288,169 @@ assert torch.allclose(late_fusion(_stacked, _present), _ref(_emb, _present).deta
 
 # %% [raw]
 # # BEGIN QUESTION
-# name: q5_interpret
+# name: q5_product_fusion
+# points: 1
+
+# %% [markdown]
+# **Q5 · Product fusion.** Write `product_fusion(z, present=None)` for `z` and `present`
+# as in Q1 (every `z[m]` is `(N, d)`): return the element-wise (Hadamard) product of the
+# modalities' vectors, `(N, d)`, $F = z_1 \odot z_2 \odot \dots \odot z_M$. A missing
+# modality counts as a vector of ones, so that it leaves the product unchanged.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def product_fusion(z, present=None):
+    # BEGIN SOLUTION
+    stacked = torch.stack([z[m] for m in z], dim=1)  # (N, M, d)
+    if present is not None:
+        stacked = torch.where(present.unsqueeze(-1), stacked, torch.ones_like(stacked))
+    return stacked.prod(dim=1)
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_z = {"image": torch.tensor([[2.0, 3.0], [1.0, -1.0]]), "text": torch.tensor([[4.0, 0.5], [5.0, 2.0]])}
+assert product_fusion(_z).tolist() == [[8.0, 1.5], [5.0, -2.0]]
+assert product_fusion(_z, torch.tensor([[True, True], [False, True]])).tolist() == [[8.0, 1.5], [5.0, 2.0]]
+
+# %%
+# HIDDEN
+from mmcourse.fusion import ProductFusion
+
+_ = torch.manual_seed(hidden_seed(4))
+_dims = {"image": 6, "text": 5, "audio": 4}
+_ref = ProductFusion(_dims, dim=7)
+_emb = {m: torch.randn(9, d) for m, d in _dims.items()}
+_proj = {m: _ref.project[m](_emb[m]).detach() for m in _dims}
+_present = torch.rand(9, 3) > 0.4
+_present[:, 1] |= ~_present.any(dim=1)
+with forbidding(*_ANSWERS):
+    _got_all, _got_some = product_fusion(_proj, None), product_fusion(_proj, _present)
+assert _got_all.shape == (9, 7) and _got_some.shape == (9, 7)
+assert torch.allclose(_got_all, _ref(_emb).detach(), atol=1e-6)
+assert torch.allclose(_got_some, _ref(_emb, _present).detach(), atol=1e-6)
+_hand = torch.ones(9, 7)
+for _i, _m in enumerate(_dims):
+    _hand = _hand * torch.where(_present[:, _i:_i + 1], _proj[_m], torch.ones(9, 7))
+assert torch.allclose(_got_some, _hand, atol=1e-6)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q6_conv_fusion
 # points: 2
 
 # %% [markdown]
-# **Q5 · Does late fusion of simple models pay off?** The cell below fits one logistic
+# **Q6 · Convolutional fusion.** Stack the modalities' vectors into `(N, M, d)` (missing
+# ones as zeros) and read the M modalities as the M input channels of a 1-D convolution
+# along the feature axis: each kernel spans all M modalities at once and `k` neighbouring
+# features. Write `conv_fusion(z, weight, bias, present=None)` with `z` and `present` as
+# in Q1, `weight` of shape `(C, M, k)` (C output channels, an odd kernel size `k`) and
+# `bias` `(C,)`:
+#
+# $$y[n, c, j] = \mathrm{relu}\Big(b_c + \sum_{m<M}\sum_{u<k} W[c, m, u]\,
+#   Z[n, m, j + u - \lfloor k/2 \rfloor]\Big)$$
+#
+# with `Z` zero outside `0 ≤ j < d` (padding `k // 2`, so `y` keeps `d` features). Return
+# `y` flattened to `(N, C·d)` (channel-major, `y.flatten(1)`). Build it from tensor
+# operations (`F.pad`, slicing or `unfold`, `einsum`, …); do **not** call `F.conv1d`,
+# `torch.conv1d` or `nn.Conv1d`. With `k = 1` and one channel it is a learned,
+# unnormalised weighted sum (Q1); a wider kernel also mixes neighbouring features.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+import torch.nn.functional as F
+
+
+def conv_fusion(z, weight, bias, present=None):
+    # BEGIN SOLUTION
+    stacked = torch.stack([z[m] for m in z], dim=1)  # (N, M, d)
+    if present is not None:
+        stacked = stacked * present.unsqueeze(-1).to(stacked.dtype)
+    k = weight.shape[2]
+    d = stacked.shape[2]
+    padded = F.pad(stacked, (k // 2, k // 2))  # (N, M, d + k - 1)
+    windows = torch.stack([padded[:, :, u:u + d] for u in range(k)], dim=-1)  # (N, M, d, k)
+    y = torch.einsum("nmju,cmu->ncj", windows, weight) + bias[None, :, None]
+    return torch.relu(y).flatten(1)
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+# one channel, kernel 3: y[j] = relu(b + Σ_m (z_m[j-1] + 2 z_m[j] - z_m[j+1]))
+_z = {"image": torch.tensor([[1.0, 2.0, 3.0]]), "text": torch.tensor([[0.0, 1.0, 0.0]])}
+_w = torch.tensor([[[1.0, 2.0, -1.0], [1.0, 2.0, -1.0]]])
+assert conv_fusion(_z, _w, torch.tensor([0.5])).tolist() == [[0.0, 4.5, 9.5]]
+assert conv_fusion(_z, _w, torch.tensor([0.5]), torch.tensor([[True, False]])).tolist() == [[0.5, 2.5, 8.5]]
+
+# %%
+# HIDDEN
+import torch.nn.functional as _F
+
+from mmcourse.fusion import ConvFusion
+
+_NO_CONV = ("torch.nn.functional.conv1d", "torch.conv1d", "torch.nn.Conv1d.forward",
+            "torch.nn.Conv1d._conv_forward", "torch.convolution", "torch.nn.functional.conv2d",
+            "torch.conv2d")
+_ = torch.manual_seed(hidden_seed(5))
+_dims = {"image": 6, "text": 5, "audio": 4}
+for _channels, _k in [(4, 3), (2, 5), (1, 1)]:
+    _ref = ConvFusion(_dims, dim=8, channels=_channels, kernel_size=_k)
+    _emb = {m: torch.randn(7, d) for m, d in _dims.items()}
+    _proj = {m: _ref.project[m](_emb[m]).detach() for m in _dims}
+    _present = torch.rand(7, 3) > 0.4
+    _present[:, 0] |= ~_present.any(dim=1)
+    _wt, _bs = _ref.conv.weight.detach(), _ref.conv.bias.detach()
+    with forbidding(*_ANSWERS, *_NO_CONV):
+        _got = conv_fusion(_proj, _wt, _bs, _present)
+        _got_all = conv_fusion(_proj, _wt, _bs)
+    assert _got.shape == (7, _channels * 8), (_channels, _k, _got.shape)
+    assert torch.allclose(_got, _ref(_emb, _present).detach(), atol=1e-5), (_channels, _k)
+    _stack = torch.stack([_proj[m] for m in _dims], dim=1)
+    _want = torch.relu(_F.conv1d(_stack, _wt, _bs, padding=_k // 2)).flatten(1)
+    assert torch.allclose(_got_all, _want, atol=1e-5), (_channels, _k)
+# float64 in, float64 out, and a kernel of size 1 is a weighted sum
+_z64 = {"a": torch.randn(3, 4, dtype=torch.float64), "b": torch.randn(3, 4, dtype=torch.float64)}
+_w64 = torch.tensor([[[0.25], [0.75]]], dtype=torch.float64)
+with forbidding(*_ANSWERS, *_NO_CONV):
+    _got = conv_fusion(_z64, _w64, torch.zeros(1, dtype=torch.float64))
+assert _got.dtype == torch.float64
+assert torch.allclose(_got, torch.relu(0.25 * _z64["a"] + 0.75 * _z64["b"]), atol=1e-12)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q7_interpret
+# points: 2
+
+# %% [markdown]
+# **Q7 · Does late fusion of simple models pay off?** The cell below fits one logistic
 # regression per AV-digits modality and stores each one's predicted class probabilities
 # on the test split in `probabilities` (a dict of `(600, 10)` arrays). Set
 # `late_accuracy` to the test accuracy of their late fusion (the argmax of the mean of

@@ -14,13 +14,15 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 05_crossmodal
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/05_crossmodal.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/05_crossmodal.ipynb)
+#
 # # Exercise 05 · Cross-modal learning
 #
 # Companion to `notebooks/05_crossmodal.ipynb`. Write the code where you see `...`,
@@ -30,7 +32,23 @@
 #
 # You will build the pieces of contrastive and adversarial alignment yourself: the
 # symmetric InfoNCE loss, the recall@k retrieval metric and a gradient-reversal layer,
-# then read off what their values mean.
+# then read off what their values mean, and finish with SimCLR's self-supervised NT-Xent
+# loss between two augmented views.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("05_crossmodal.ipynb")
 
 # %%
 import math
@@ -401,6 +419,112 @@ _n = len(data.split_stamps(data.load_stamps())["test"])
 assert abs(chance_r1 - 1 / _n) < 1e-6
 assert abs(chance_r5 - 5 / _n) < 1e-6
 assert abs(times_chance - 0.30 * _n) < 0.05
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q6_nt_xent
+# points: 2
+
+# %% [markdown]
+# **Q6 · Self-supervision within one modality: NT-Xent.** The chapter pretrains without
+# labels by pairing a picture with its spoken digit (InfoNCE across modalities, Q1).
+# SimCLR does the same with **two augmented views of one modality**: `a` and `b` `(N, D)`
+# are the embeddings of two random augmentations of the same N samples. Its loss,
+# NT-Xent (normalised temperature-scaled cross-entropy), puts all 2N views in one batch:
+#
+# 1. stack `z = [a; b]` `(2N, D)` and L2-normalise every row;
+# 2. form the logits `s = z zᵀ / τ` `(2N, 2N)` and remove each view's similarity with
+#    itself (set the diagonal to −∞);
+# 3. view `k < N` has its partner at `k + N` and view `k ≥ N` at `k − N`; every other
+#    view, of either half, is a negative. The loss is the mean over the 2N views of
+#    `−log softmax(s_k)[partner(k)]`.
+#
+# Write `nt_xent_loss(a, b, temperature=0.5)`, returning a scalar tensor with the inputs'
+# dtype, differentiable in `a` and `b`. As in Q1 write the cross-entropy yourself: no
+# `F.cross_entropy`, `F.log_softmax` or `mmcourse.crossmodal`. With one sample (N = 1) a
+# view's only candidate is its partner and the loss is 0.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def nt_xent_loss(a, b, temperature=0.5):
+    # BEGIN SOLUTION
+    n = a.shape[0]
+    z = torch.cat([a, b])
+    z = z / z.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(2 * n, dtype=torch.bool)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    positive = logits[torch.arange(2 * n), partner]
+    return (torch.logsumexp(logits, dim=1) - positive).mean()
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_a = torch.tensor([[3.0, 4.0], [0.0, 2.0], [1.0, 1.0]])
+_b = torch.tensor([[1.0, 0.0], [0.0, -1.0], [2.0, 1.0]])
+_l = nt_xent_loss(_a, _b, 1.0)
+assert torch.is_tensor(_l) and _l.dim() == 0
+assert abs(float(_l) - 1.815332) < 1e-4
+assert abs(float(nt_xent_loss(_a, _b, 0.5)) - 2.169805) < 1e-4
+assert abs(float(nt_xent_loss(_a[:1], _b[:1], 0.3))) < 1e-6
+
+# %%
+# HIDDEN
+def _nt_xent_reference(a, b, tau):
+    _n = a.shape[0]
+    _z = torch.nn.functional.normalize(torch.cat([a, b]), dim=-1)
+    _s = (_z @ _z.T / tau).masked_fill(torch.eye(2 * _n, dtype=torch.bool), float("-inf"))
+    _t = torch.cat([torch.arange(_n, 2 * _n), torch.arange(_n)])
+    return torch.nn.functional.cross_entropy(_s, _t)
+
+
+_NO_CE = ("torch.nn.functional.cross_entropy", "torch.nn.functional.log_softmax",
+          "torch.nn.functional.nll_loss", "mmcourse.crossmodal.info_nce",
+          "mmcourse.crossmodal.symmetric_cross_entropy")
+_g = torch.Generator().manual_seed(hidden_seed(17))
+for _n, _d in ((1, 4), (2, 3), (8, 5), (40, 32)):
+    for _tau in (0.1, 0.5, 2.0):
+        _a = torch.randn(_n, _d, generator=_g, dtype=torch.float64)
+        _b = _a + 0.5 * torch.randn(_n, _d, generator=_g, dtype=torch.float64)
+        with forbidding(*_NO_CE):
+            _got = nt_xent_loss(_a, _b * 3, _tau)
+        _want = _nt_xent_reference(_a, _b * 3, _tau)
+        assert _got.dtype == torch.float64 and _got.dim() == 0
+        assert abs(float(_got - _want)) <= 1e-9 * max(1.0, abs(float(_want))), (_n, _d, _tau)
+# not InfoNCE: the negatives include the other views of the same half
+_a = torch.randn(6, 3, generator=_g, dtype=torch.float64)
+_b = torch.randn(6, 3, generator=_g, dtype=torch.float64)
+assert abs(float(nt_xent_loss(_a, _b, 0.5)) - float(crossmodal.info_nce(_a, _b, 0.5))) > 1e-3
+# gradients with respect to both views
+_a0 = torch.randn(7, 5, generator=_g, dtype=torch.float64)
+_b0 = torch.randn(7, 5, generator=_g, dtype=torch.float64)
+_grads = []
+for _fn in (nt_xent_loss, _nt_xent_reference):
+    _a, _b = _a0.clone().requires_grad_(True), _b0.clone().requires_grad_(True)
+    _fn(_a, _b, 0.2).backward()
+    _grads.append((_a.grad, _b.grad))
+for _x, _y in zip(*_grads):
+    assert _x is not None and float((_x - _y).abs().max()) < 1e-8 * max(1.0, float(_y.abs().max()))
+# float32 in, float32 out
+_a32, _b32 = torch.randn(10, 6, generator=_g), torch.randn(10, 6, generator=_g)
+_r32 = nt_xent_loss(_a32, _b32, 0.5)
+assert _r32.dtype == torch.float32
+assert abs(float(_r32) - float(_nt_xent_reference(_a32, _b32, 0.5))) < 1e-4
 
 # %% [raw]
 # # END TESTS

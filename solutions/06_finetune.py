@@ -14,13 +14,15 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 06_finetune
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/06_finetune.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/06_finetune.ipynb)
+#
 # # Exercise 06 · Fine-tuning the full multimodal model
 #
 # Write the code where you see `...`, then run the `grader.check(...)` cell below it: it
@@ -33,6 +35,21 @@
 # beside a frozen weight), give each part of a model its own learning rate and weight
 # decay, freeze all but the last stages of an encoder and count what is left to train,
 # and work out how much LoRA saves on a MiniLM-sized text encoder.
+
+# %%
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("06_finetune.ipynb")
 
 # %%
 import torch

@@ -48,6 +48,8 @@ DEFAULT_TIMEOUT = 300
 OUTPUT_LIMIT = 1_000_000
 """Characters of cell output above which a submission is flagged as printing too much."""
 _GRADER_LINE = re.compile(r"import otter|grader = otter\.Notebook\([^()]*\)"
+                          r"|from mmcourse\.grading\.feedback import Notebook"
+                          r"|grader = Notebook\([^()]*\)"
                           r"|grader\.(check|check_all|export)\([^()]*\)")
 """Lines of the cells that otter adds for the learner: not run when grading."""
 
