@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/08_speech_recognition.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/notebooks/08_speech_recognition.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=notebooks/08_speech_recognition.ipynb)
 #
 # # 08 · Speech recognition (语音识别) with CTC
 #
@@ -126,7 +126,7 @@ print(ctc.collapse([1, 1, 1, 2, 2]), "← [1, 1, 1, 2, 2]: runs merge")
 # each sample's own number of frames and labels. First, on a case small enough to
 # enumerate every path: 5 frames, 3 symbols, $3^5 = 243$ paths.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 g = torch.Generator().manual_seed(0)
 small = torch.randn(5, 1, 3, dtype=torch.float64, generator=g).log_softmax(-1)
 by_labelling = {}
@@ -169,7 +169,7 @@ plt.show()
 # labels, empty targets and different lengths, in float64, it gives the same losses and
 # the same gradients (with respect to the logits) to 1e-5:
 
-# %%
+# %% tags=["nbval-ignore-output"]
 worst_value, worst_grad = 0.0, 0.0
 for seed in range(5):
     g = torch.Generator().manual_seed(seed)

@@ -14,13 +14,15 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 08_speech_recognition
-# init_cell: true
+# init_cell: false
 # check_all_cell: true
 # export_cell: false
 # run_tests: false
 # generate: true
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmcourse/mmcourse/blob/main/exercises/08_speech_recognition.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/mmcourse/mmcourse/main?labpath=exercises/08_speech_recognition.ipynb)
+#
 # # Exercise 08 · Speech recognition with CTC
 #
 # Companion to `notebooks/08_speech_recognition.ipynb`. Write the code where you see
@@ -33,11 +35,24 @@
 # read off what a decoder's output means.
 
 # %%
-import math
+# On Colab: install the course and its data first (elsewhere this cell does nothing).
+import subprocess
+import sys
 
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "mmcourse[dev] @ git+https://github.com/mmcourse/mmcourse"], check=True)
+    subprocess.run([sys.executable, "-m", "mmcourse", "install-data"], check=True)
+
+# %%
+# grader.check("…") runs a question's public tests and says in one line what failed.
+from mmcourse.grading.feedback import Notebook
+grader = Notebook("08_speech_recognition.ipynb")
+
+# %%
 import torch
 
-from mmcourse import ctc, metrics
+from mmcourse import ctc
 
 # %% [raw]
 # # BEGIN QUESTION
