@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torchaudio.functional import edit_distance as torchaudio_edit_distance
 
-from mmcourse import ctc, session
+from mmcourse import config, ctc, session
 from mmcourse.experiments import connected_digits, speech_ctc
 from mmcourse.metrics import cer, edit_distance, wer
 
@@ -227,8 +227,9 @@ for i in task.split["train"][:6]:
 
 # %% [markdown]
 # CTC needs at least as many output frames as labels, plus one for every doubled letter.
-# The recogniser averages every 3 input frames into one step (30 ms); the captions are
-# short (a mean of about 14 characters), so even the tightest clip leaves room:
+# The recogniser averages every 3 input frames into one step (30 ms). Captions run from
+# a word or two to whole sentences; almost every clip leaves the recogniser more than
+# enough steps — but not all of them:
 
 # %%
 def frames_needed(text):
@@ -237,11 +238,23 @@ def frames_needed(text):
 
 steps = np.array([math.ceil(len(f) / sp.time_stride) for f in task.features])
 needed = np.array([frames_needed(t) for t in task.texts])
-print(f"characters per caption: mean {np.mean([len(t) for t in task.texts]):.1f}, "
-      f"max {max(len(t) for t in task.texts)}")
-print(f"output steps per needed step: min {np.min(steps / needed):.2f}, "
-      f"median {np.median(steps / needed):.1f}")
-assert np.min(steps / needed) >= 1
+ratio = steps / needed
+lengths = np.array([len(t) for t in task.texts])
+print(f"characters per caption: median {np.median(lengths):.0f}, "
+      f"90th percentile {np.percentile(lengths, 90):.0f}, max {lengths.max()}")
+print(f"output steps per needed step: median {np.median(ratio):.1f}, min {ratio.min():.2f}")
+too_short = np.flatnonzero(ratio < 1)
+for i in too_short:
+    print(f"  too short: {len(task.features[i]) / 100:.2f} s for {task.texts[i]!r}")
+part_of = {int(i): p for p, idx in task.split.items() for i in idx}
+assert 0 < len(too_short) <= 5 and all(part_of[int(i)] == "train" for i in too_short)
+assert np.median(ratio) > 2
+
+# %% [markdown]
+# The exceptions are recordings that stop long before their caption does (a clip of
+# well under a second for a whole sentence). No path of so few steps spells the caption,
+# so its CTC loss is infinite; training sets such losses to zero (`zero_infinity`), and
+# the few clips concerned are all in the training part, so the test set is not touched.
 
 # %% [markdown]
 # ## 3 · A CRNN with a CTC output layer
@@ -254,7 +267,7 @@ assert np.min(steps / needed) >= 1
 # training uses the course's one loop `fit` with AdamW and a one-cycle schedule, and
 # keeps the epoch with the lowest validation loss. **SpecAugment** (masking random
 # bands and frames, chapter 03) is a setting of the recipe (`specaugment=True`); it is
-# off here because chapter 03 found it did not help on these clips.
+# off here, as in chapter 03's language task, where it did not help.
 
 # %% tags=["nbval-ignore-output"]
 recogniser = speech_ctc.model(sp, len(tok))
@@ -358,11 +371,16 @@ print("characters:", [edit_distance(r, h) for r, h in pairs],
 
 # %% tags=["nbval-ignore-output"]
 outcome = speech_ctc.run(sp)
+per_seed = pd.DataFrame(outcome.details["per seed"])
 table = pd.DataFrame({name: {m: outcome.metrics[f"{name} {m}"] for m in ("CER", "WER")}
                       for name in ("greedy", "beam", "beam + LM", "nearest neighbour",
                                    "pooled log-mel neighbour")}).T
-print(f"means over {sp.seeds} seed(s), {outcome.details['test clips']} test clips")
-(100 * table).round(1)
+for m in ("CER", "WER"):
+    table[f"{m} std"] = [per_seed[f"{name} {m}"].std(ddof=0) if f"{name} {m}" in per_seed
+                         else 0.0 for name in table.index]
+print(f"% over {sp.seeds} seed(s) (mean, std), {outcome.details['test clips']} test clips; "
+      "the pooled log-mel neighbour needs no training, so no seed")
+(100 * table[["CER", "CER std", "WER", "WER std"]]).round(1)
 
 # %% [markdown]
 # The first test clips, as each decoder and the baseline transcribe them (the first
@@ -372,14 +390,40 @@ print(f"means over {sp.seeds} seed(s), {outcome.details['test clips']} test clip
 pd.DataFrame(outcome.details["transcripts"]).head(12)
 
 # %% [markdown]
-# PLACEHOLDER_RESULTS
+# What the table says (in the full run: three seeds, 30 epochs each; fast mode trains one
+# recogniser for 15 epochs, so its numbers are higher):
+#
+# * **The recogniser beats the nearest neighbour on characters**, for every seed and by
+#   a wide margin: in the full run a greedy CER of 29.7 % against 65.3 % for copying the
+#   closest training clip's caption (40.5 % against 54.5 % in fast mode). The recogniser
+#   spells what it hears, letter by letter, often wrongly but close (see the transcripts
+#   above); the neighbour can only return a caption it has seen, right or wrong as a
+#   whole.
+# * **Beam search alone helps a little** (29.7 % → 28.7 % CER in the full run): the
+#   outputs are so spiky that the best path and the best labelling rarely differ.
+# * **The character language model helps more** (28.7 % → 25.3 % CER, 64.4 % → 56.5 %
+#   WER in the full run): it repairs spellings the training captions make likely.
+# * **WER is far above CER** for every decoder: one wrong letter spoils a whole word.
+# * **By words, the neighbour is a harder baseline**: it copies whole, correctly spelled
+#   words (*un*, *una*, *de*), so its WER (75.3 % in the full run) is not much above its
+#   CER. The fully trained recogniser still has the lower WER (56.5 % with the LM), but
+#   fast mode's briefly trained one does not beat the neighbour by words.
+# * **The encoder's space is what makes the neighbour work**: the same baseline in the
+#   space of pooled log-mel statistics, which needs no training, is far worse (76.6 % CER).
 
 # %%
-per_seed = outcome.details["per seed"]
-assert all(m["greedy CER"] < m["nearest neighbour CER"] for m in per_seed)
-assert outcome.metrics["greedy CER"] < outcome.metrics["nearest neighbour CER"] - 0.05
-assert outcome.metrics["beam + LM CER"] < outcome.metrics["greedy CER"]
-assert outcome.metrics["nearest neighbour CER"] < outcome.metrics["pooled log-mel neighbour CER"]
+m = outcome.metrics
+assert all(r["greedy CER"] < r["nearest neighbour CER"] for r in outcome.details["per seed"])
+assert m["greedy CER"] < m["nearest neighbour CER"] - 0.05
+assert m["beam CER"] < m["greedy CER"] and m["greedy CER"] - m["beam CER"] < 0.04
+assert m["beam + LM CER"] < m["beam CER"] and m["beam + LM WER"] < m["beam WER"]
+assert all(m[f"{d} WER"] > m[f"{d} CER"] + 0.2 for d in ("greedy", "beam", "beam + LM"))
+assert m["nearest neighbour WER"] - m["nearest neighbour CER"] < 0.2
+if config.fast():
+    assert m["greedy WER"] > m["nearest neighbour WER"]
+else:
+    assert m["beam + LM WER"] < m["nearest neighbour WER"]
+assert m["nearest neighbour CER"] < m["pooled log-mel neighbour CER"] - 0.1
 
 # %% [markdown]
 # ## 6 · Connected digits: joined recordings, transcribed with CTC
@@ -389,7 +433,7 @@ assert outcome.metrics["nearest neighbour CER"] < outcome.metrics["pooled log-me
 # utterance, and a CRNN with a CTC output layer over the 10 digits spells the digit
 # string. These are **joined real recordings, not natural connected speech**: real
 # talkers blur one digit into the next, and here every piece keeps its own recording's
-# silence and loudness. Recordings are split as in chapter 03 (72/8/20 %, by
+# loudness and the little silence left at its ends. Recordings are split as in chapter 03 (72/8/20 %, by
 # recording), and every utterance is built from one part only, so no test recording is
 # heard in training. The score is the **digit error rate**: digit edits over spoken
 # digits.
@@ -401,30 +445,64 @@ print(f"{digits_outcome.details['recordings']} recordings, "
 pd.Series(digits_outcome.metrics).round(4)
 
 # %% [markdown]
-# PLACEHOLDER_DIGITS
+# In the full run (all 3,000 recordings, 2,000 fresh utterances per epoch, 12 epochs) the
+# recogniser gets 1.8 % of the test digits wrong — within the 5 % the chapter set out to
+# reach — and transcribes 92 % of the test utterances without a single error. Fast mode
+# (1,200 recordings, 800 utterances per epoch, 8 epochs) stops far earlier: 8.5 % of the
+# digits wrong, two utterances in three right.
 
 # %%
-assert digits_outcome.metrics["test digit error rate"] <= 0.05
+der = digits_outcome.metrics["test digit error rate"]
+accuracy = digits_outcome.metrics["test utterance accuracy"]
+if config.fast():
+    assert der < 0.15 and accuracy > 0.5
+else:
+    assert der <= 0.05 and accuracy > 0.85
 
 # %% [markdown]
 # ## 7 · Honest limits
 #
-# * **One speaker per language.** Every Spanish caption was recorded by the same
-#   person, in the same room. The recogniser has learned that voice; nothing here says
-#   how it would do on anyone else.
-# * **Short clips, little data.** About 600 training captions of a few words each —
-#   roughly ten minutes of speech. Real recognisers train on thousands of hours.
+# * **Few voices.** The Spanish captions were recorded for Tux Paint by a few volunteers
+#   at most (the files do not say who). The recogniser has learned those voices and
+#   their recording conditions; nothing here says how it would do on anyone else's.
+# * **Short clips, little data.** About 600 training captions of a few words each,
+#   under 20 minutes of speech (measured below). Real recognisers train on thousands of
+#   hours.
 # * **Words never heard in training.** Captions name animals, objects and places; many
 #   test words never occur in any training caption. The recogniser must spell those
 #   from sound alone, and the language model, built from the training captions, cannot
 #   know them either:
 
 # %%
+train_minutes = sum(len(task.features[i]) for i in task.split["train"]) / 100 / 60
+print(f"{len(train_texts)} training captions, {train_minutes:.1f} minutes of speech")
 vocabulary = {w for t in train_texts for w in t.split()}
 test_words = [w for t in test_texts for w in t.split()]
 unseen = np.mean([w not in vocabulary for w in test_words])
 print(f"{len(test_words)} test words, {unseen:.0%} of them never occur in training")
+assert train_minutes < 20 and 500 < len(train_texts) < 700
 assert unseen > 0.2
 
 # %% [markdown]
-# PLACEHOLDER_CLOSING
+# ## What to remember
+#
+# * **CTC learns to spell from unaligned pairs** of audio and text. The blank and the
+#   collapsing map define which frame-by-frame paths spell a transcript; the α recursion
+#   sums them all in $O(T \cdot S)$; the course's loss equals PyTorch's, values and
+#   gradients.
+# * **On under 20 minutes of recorded Spanish captions**, a CRNN of about 0.36 M
+#   parameters spells stamps it has never heard with roughly one character in four wrong
+#   (beam search with the language model, in the full run) — far better than copying the
+#   nearest training caption, and far from usable: most words still hold an error.
+# * **Greedy decoding finds the best path, not the best labelling**; on spiky outputs the
+#   two rarely differ, so beam search alone gains little. A character language model of
+#   the training captions, added to the beam search, gains more.
+# * **Joined digits are an easy case** for the same machinery: ten symbols, every one of
+#   them heard hundreds of times in training, and none blurred into the next as in real
+#   connected speech.
+
+# %%
+assert outcome.metrics["parameters"] < 400_000
+assert outcome.metrics["beam + LM WER"] > 0.5
+if not config.fast():
+    assert 0.2 < outcome.metrics["beam + LM CER"] < 0.3

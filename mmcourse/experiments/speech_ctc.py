@@ -1,7 +1,7 @@
 """Chapter 08's first recipe: spoken stamp captions transcribed to characters with CTC.
 
 One language of the recorded stamp captions (Spanish by default: 888 clips with a
-caption, one speaker, a spelling close to its sounds). Captions are normalised to the
+caption, a spelling close to its sounds). Captions are normalised to the
 language's letters and the space (:func:`mmcourse.transcripts.normalize_transcript`);
 the character inventory comes from the training captions. Stamps are split 70/15/15 %
 by stamp (:func:`mmcourse.data.split_stamps`, as in chapter 03), so no test clip is
