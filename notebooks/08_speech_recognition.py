@@ -51,8 +51,8 @@ if "google.colab" in sys.modules:
 
 # %% [markdown]
 # Every chapter starts by printing its settings. **Fast mode** (`MMCOURSE_FAST=1`, on
-# automatically under CI) trains the recogniser for half the epochs and with one seed
-# instead of three, and the connected digits from fewer recordings for fewer epochs; the
+# automatically under CI) trains the recogniser for 12 epochs instead of 30 and with one
+# seed instead of three, and the connected digits from fewer recordings for fewer epochs; the
 # outputs you see in the committed notebook come from the full run (`MMCOURSE_FAST=0`).
 # The chapter's two runs are the **recipes** `speech-ctc` and `connected-digits-ctc` in
 # `mmcourse.experiments`; every number below comes from their `settings()`, and
@@ -402,16 +402,16 @@ pd.DataFrame(outcome.details["transcripts"]).head(12)
 
 # %% [markdown]
 # What the table says (in the full run: three seeds, 30 epochs each; fast mode trains one
-# recogniser for 15 epochs, so its numbers are higher):
+# recogniser for 12 epochs, so its numbers are higher):
 #
 # * **The recogniser beats the nearest neighbour on characters**, for every seed and by
 #   a wide margin: in the full run a greedy CER of 29.7 % against 65.3 % for copying the
-#   closest training clip's caption (40.5 % against 54.5 % in fast mode). The recogniser
+#   closest training clip's caption (45.3 % against 60.3 % in fast mode). The recogniser
 #   spells what it hears, letter by letter, often wrongly but close (see the transcripts
 #   above); the neighbour can only return a caption it has seen, right or wrong as a
 #   whole.
-# * **Beam search alone helps a little** (29.7 % → 28.7 % CER in the full run, 40.5 % →
-#   38.0 % in fast mode): it changes a letter here and there, rarely a whole word.
+# * **Beam search alone helps a little** (29.7 % → 28.7 % CER in the full run, 45.3 % →
+#   41.8 % in fast mode): it changes a letter here and there, rarely a whole word.
 # * **The character language model helps more** (28.7 % → 25.3 % CER, 64.4 % → 56.5 %
 #   WER in the full run): it repairs spellings the training captions make likely.
 # * **WER is far above CER** for every decoder: one wrong letter spoils a whole word.
@@ -427,7 +427,7 @@ pd.DataFrame(outcome.details["transcripts"]).head(12)
 m = outcome.metrics
 assert all(r["greedy CER"] < r["nearest neighbour CER"] for r in outcome.details["per seed"])
 assert m["greedy CER"] < m["nearest neighbour CER"] - 0.05
-assert m["beam CER"] < m["greedy CER"] and m["greedy CER"] - m["beam CER"] < 0.04
+assert m["beam CER"] < m["greedy CER"] and m["greedy CER"] - m["beam CER"] < 0.06
 assert abs(m["greedy WER"] - m["beam WER"]) < 0.03
 assert m["beam + LM CER"] < m["beam CER"] and m["beam + LM WER"] < m["beam WER"]
 assert all(m[f"{d} WER"] > m[f"{d} CER"] + 0.2 for d in ("greedy", "beam", "beam + LM"))
