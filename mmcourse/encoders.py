@@ -369,15 +369,28 @@ class AudioCRNNEncoder(nn.Module):
         self.pooling = _check_pooling(pooling)
         self.out_dim = hidden_size * (2 if bidirectional else 1)
 
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """Features (N, T, F) right-padded, lengths LongTensor (N,) in 1..T → (N, out_dim)."""
+    def conv_frames(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """The convolution stage: features (N, T, F), lengths (N,) → per-frame inputs of
+        the RNN (N, T, channels × frequencies)."""
         mask = sequence_mask(lengths.to(x.device), x.shape[1])
         h = _masked_batch_norm(self.input_norm, x, mask).transpose(1, 2).unsqueeze(1)
         for conv, norm in zip(self.convs, self.norms):
             h = conv(h).permute(0, 3, 1, 2)
             h = _masked_batch_norm(norm, h, mask).permute(0, 2, 3, 1)
             h = self.pool(torch.relu(h))
-        frames = h.permute(0, 3, 1, 2).flatten(2)
+        return h.permute(0, 3, 1, 2).flatten(2)
+
+    def sequence(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """One output per frame instead of a pooled one: features (N, T, F), lengths
+        (N,) → RNN outputs (N, T, out_dim), zero at padded frames."""
+        packed = pack_padded_sequence(self.dropout(self.conv_frames(x, lengths)),
+                                      lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, _ = self.rnn(packed)
+        return pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])[0]
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Features (N, T, F) right-padded, lengths LongTensor (N,) in 1..T → (N, out_dim)."""
+        frames = self.conv_frames(x, lengths)
         return _encode_sequence(self.rnn, self.dropout(frames), lengths, self.pooling)
 
 

@@ -112,3 +112,47 @@ def chrf(hypotheses, references, lowercase: bool = True) -> float:
 
     refs = _reference_streams(hypotheses, references)
     return float(CHRF(lowercase=lowercase).corpus_score(list(hypotheses), refs).score)
+
+
+# --- speech recognition: edit distance, character and word error rates (chapter 08) ---
+
+def edit_distance(reference, hypothesis) -> int:
+    """Levenshtein distance between two sequences (strings, lists of tokens or ids): the
+    fewest substitutions, deletions and insertions that turn ``reference`` into
+    ``hypothesis``.
+
+    Dynamic programming over one row: D[i][j] = min(D[i−1][j] + 1, D[i][j−1] + 1,
+    D[i−1][j−1] + [r_i ≠ h_j]), with D[i][0] = i and D[0][j] = j.
+    """
+    reference, hypothesis = list(reference), list(hypothesis)
+    row = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
+        diagonal, row[0] = row[0], i
+        for j, h in enumerate(hypothesis, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (r != h))
+    return row[-1]
+
+
+def error_rate(references, hypotheses) -> float:
+    """Corpus error rate: the summed edit distances over the summed reference lengths
+    (sequences of tokens, paired in order). It can exceed 1 when a hypothesis inserts
+    more than the references hold."""
+    references, hypotheses = list(references), list(hypotheses)
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    total = sum(len(r) for r in references)
+    if total == 0:
+        raise ValueError("the references are empty")
+    return sum(edit_distance(r, h) for r, h in zip(references, hypotheses)) / total
+
+
+def cer(references, hypotheses) -> float:
+    """Character error rate of transcripts (strings): :func:`error_rate` over characters,
+    spaces included."""
+    return error_rate([list(r) for r in references], [list(h) for h in hypotheses])
+
+
+def wer(references, hypotheses) -> float:
+    """Word error rate of transcripts (strings): :func:`error_rate` over space-separated
+    words."""
+    return error_rate([r.split() for r in references], [h.split() for h in hypotheses])

@@ -56,6 +56,10 @@ RECIPES = {
     "multimodal-translation": ("translation", "English → French stamp captions: copy, "
                                "retrieval, seq2seq, retrieve-and-edit and text + image word "
                                "translators, the incongruent-image test (chapter 09)"),
+    "speech-ctc": ("speech_ctc", "spoken Spanish stamp captions transcribed to characters, "
+                   "CRNN + CTC vs nearest neighbour (chapter 08)"),
+    "connected-digits-ctc": ("connected_digits", "joined spoken-digit recordings "
+                             "transcribed with CTC, digit error rate (chapter 08)"),
 }
 """Recipe name → (module in this package, description)."""
 
