@@ -136,7 +136,6 @@ def _pack(args) -> int:
 
 
 def _finetune(args) -> int:
-    import dataclasses
     import json
     import os
     from pathlib import Path

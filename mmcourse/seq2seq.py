@@ -160,23 +160,31 @@ class AttentionDecoder(nn.Module):
     def output(self, h: Tensor, context: Tensor, embedded: Tensor, weights: Tensor,
                memory: Tensor, mask: Tensor | None, sources: Tensor | None = None) -> Tensor:
         """Next-token scores (K, V) after the attention ``weights`` (K, M): logits, or
-        log-probabilities when copying. Subclasses may override it."""
+        log-probabilities when copying."""
         features = torch.cat([h, context, embedded], dim=-1)
         logits = self.proj(self.dropout(torch.tanh(self.deep(features))))
         if not self.copy:
             return logits
+        return self.copy_mixture(logits, features, h, memory, mask, sources)
+
+    def copy_mixture(self, logits: Tensor, features: Tensor, h: Tensor, memory: Tensor,
+                     mask: Tensor | None, sources: Tensor | None, extra: int = 0) -> Tensor:
+        """log p(w) (K, V + extra), float32: ``g`` times the softmax of ``logits`` (K, V)
+        (padded with ``extra`` zero-probability ids) plus ``1 - g`` times the copy
+        attention's weight on the memory rows whose id in ``sources`` (K, M) is ``w``.
+        The gate ``g`` reads ``features`` (K, F); with no word row to copy, ``g = 1``."""
         if sources is None:
-            raise ValueError("a copying decoder needs sources (B, M): the word id of each "
-                             "memory row, PAD for rows that are not words")
+            raise ValueError("a copying decoder needs sources (B, M): the id of each memory "
+                             "row that is a word, PAD for rows that are not words")
         words = sources != self.pad
         if mask is not None:
             words = words & mask
         _, beta = self.copy_attention(h, memory, words)
         gate = torch.sigmoid(self.gate(features))
         gate = torch.where(words.any(-1, keepdim=True), gate, torch.ones_like(gate))
-        copied = torch.zeros_like(logits).scatter_add(1, sources, beta.to(logits.dtype))
-        probs = gate * torch.softmax(logits, dim=-1) + (1 - gate) * copied
-        return torch.log(probs.clamp_min(1e-12))
+        generated = F.pad(torch.softmax(logits.float(), -1), (0, extra))
+        copied = torch.zeros_like(generated).scatter_add(1, sources, beta.float())
+        return torch.log((gate * generated + (1 - gate) * copied).clamp_min(1e-12))
 
     def forward(self, memory: Tensor, mask: Tensor | None, inputs: Tensor,
                 sources: Tensor | None = None) -> tuple[Tensor, Tensor]:

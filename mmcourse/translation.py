@@ -23,7 +23,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .decoding import beam_search, greedy_decode
@@ -161,20 +160,10 @@ class CopyDecoder(AttentionDecoder):
 
     def output(self, h: Tensor, context: Tensor, embedded: Tensor, weights: Tensor,
                memory: Tensor, mask: Tensor | None, sources: Tensor | None = None) -> Tensor:
-        if sources is None:
-            raise ValueError("a copying decoder needs sources (B, M): the extended id of "
-                             "each memory row, PAD for rows that are not words")
         features = torch.cat([h, context, embedded], dim=-1)
         logits = self.proj(self.dropout(torch.tanh(self.deep(features))))
-        words = sources != self.pad
-        if mask is not None:
-            words = words & mask
-        _, beta = self.copy_attention(h, memory, words)
-        gate = torch.sigmoid(self.gate(features))
-        gate = torch.where(words.any(-1, keepdim=True), gate, torch.ones_like(gate))
-        generated = F.pad(torch.softmax(logits.float(), -1), (0, sources.shape[1]))
-        copied = torch.zeros_like(generated).scatter_add(1, sources, beta.float())
-        return torch.log((gate * generated + (1 - gate) * copied).clamp_min(1e-12))
+        extra = 0 if sources is None else sources.shape[1]
+        return self.copy_mixture(logits, features, h, memory, mask, sources, extra)
 
 
 class Translator(nn.Module):

@@ -10,7 +10,7 @@ from torch import nn
 
 from mmcourse import finetune
 from mmcourse.encoders import ImageEncoder, MiniLMEncoder, efficientnet_lite0, tokenize_captions
-from mmcourse.finetune import (LoRAConv2d, LoRALinear, add_lora, apply_strategy, merge_lora,
+from mmcourse.finetune import (LoRAConv2d, LoRALinear, add_lora, merge_lora,
                                parameter_groups, trainable_count)
 from mmcourse.train import warmup_cosine
 
