@@ -19,7 +19,7 @@ def test_start_styles_prints_seeds_and_picks_the_device(capsys, monkeypatch):
     generator, dev = session.start(seed=3)
     printed = capsys.readouterr().out
     assert "fast mode:" in printed and "seed:" in printed and dev.type in printed
-    assert matplotlib.rcParams["figure.dpi"] == 72
+    assert matplotlib.rcParams["figure.dpi"] == 100, "figures are drawn at the course's 100 dpi"
     # Every source of randomness is seeded with the given seed.
     assert torch.equal(torch.randn(4, generator=generator),
                        torch.randn(4, generator=torch.Generator().manual_seed(3)))
