@@ -835,7 +835,7 @@ cells.round(3)
 
 # %% [markdown]
 # On these short captions the three cells end within a few points of each other (GRU and
-# LSTM about 64 %, the tanh RNN about 62 % in the full run; 63.5 %, 63.1 % and 61.8 % in
+# LSTM about 64 %, the tanh RNN about 63 % in the full run; 63.5 %, 63.1 % and 61.8 % in
 # fast mode), and all are behind the n-grams' 69 % on the same subset. With sequences of
 # a dozen characters the vanishing gradient of section 2 hardly bites — a bidirectional
 # encoder with max pooling is never more than a few steps from the evidence — so the
