@@ -7,7 +7,10 @@ Multi30k. This module holds what chapter 09 builds on:
   (one spelling per caption), :func:`stamp_folds` (held-out stamps, k folds);
 * the baselines — :func:`copy_baseline` (the English as it is) and
   :func:`retrieval_baseline` (the French caption of the nearest English training caption);
-* the model — :class:`Translator`: a bidirectional GRU over the English words, the
+* retrieve and repair — :class:`WordLexicon` (word translation probabilities learned
+  by IBM Model 1) and :func:`repair_translation`, which edits the retrieved French
+  caption where the new English caption differs from the retrieved one;
+* the neural model — :class:`Translator`: a bidirectional GRU over the English words, the
   course's attention decoder (:class:`mmcourse.seq2seq.AttentionDecoder`) over its
   states, extended so that it can **copy** a source word it has never seen
   (:class:`CopyDecoder`, a pointer-generator over an extended vocabulary): unseen
@@ -26,7 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from .decoding import beam_search, greedy_decode
-from .preprocessing.text import BOS, EOS, PAD, UNK, SequenceTokenizer, detokenize
+from .preprocessing.text import (BOS, EOS, PAD, UNK, SequenceTokenizer, detokenize,
+                                 sentence_tokens)
 from .seq2seq import AttentionDecoder, concat_memory
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"',
@@ -116,6 +120,128 @@ def retrieval_baseline(train_sources: Sequence[str], train_targets: Sequence[str
     train = sentence_vectors(train_sources, train_sources, method)
     test = sentence_vectors(train_sources, test_sources, method)
     return [train_targets[j] for j in nearest_neighbours(test, train)]
+
+
+NULL_WORD = "<null>"
+"""The empty English word of :class:`WordLexicon`: it explains French words that
+translate no English word (articles, elisions)."""
+
+
+def is_word(token: str) -> bool:
+    """Whether a token of :func:`~mmcourse.preprocessing.text.sentence_tokens` holds a
+    letter or a digit (a word or a number, not punctuation)."""
+    return any(c.isalnum() for c in token)
+
+
+class WordLexicon:
+    r"""Word translation probabilities $t(f \mid e)$ learned from sentence pairs alone
+    by **IBM Model 1** (Brown et al., 1993).
+
+    Model 1 says that each French word $f_j$ of a pair is the translation of one English
+    word $e_{a_j}$ (or of the empty word $e_0$ = :data:`NULL_WORD`), every alignment
+    $a_j$ equally likely: $p(f \mid e) \propto \prod_j \sum_{i=0}^{I} t(f_j \mid e_i)$.
+    Nobody tells it which word translates which; expectation–maximisation finds out.
+    The E-step shares each French word among the English words of its sentence in
+    proportion to the current $t$, $\gamma_{ij} = t(f_j \mid e_i) / \sum_{i'}
+    t(f_j \mid e_{i'})$; the M-step sets $t(f \mid e)$ to the shares $f$ received from
+    $e$ over the corpus, normalised over $f$. Starting from uniform $t$, words that
+    co-occur more often than chance pull their probability together ("la maison" and
+    "la fleur" leave "la" to "the" and "maison" to "house").
+
+    Tokens are lower-cased :func:`~mmcourse.preprocessing.text.sentence_tokens`.
+    """
+
+    def __init__(self, iterations: int = 10):
+        self.iterations = iterations
+        self.t: dict[tuple[str, str], float] = {}
+        self.best: dict[str, tuple[str, float]] = {}
+
+    def fit(self, sources: Sequence[str], targets: Sequence[str]) -> "WordLexicon":
+        """Learn $t(f \\mid e)$ from the sentence pairs (``sources[n]``, ``targets[n]``)
+        with :attr:`iterations` EM steps; return ``self``."""
+        from collections import defaultdict
+
+        if len(sources) != len(targets):
+            raise ValueError(f"{len(sources)} source sentences but {len(targets)} targets")
+        pairs = [([NULL_WORD, *sentence_tokens(e)], sentence_tokens(f))
+                 for e, f in zip(sources, targets)]
+        t: dict = defaultdict(lambda: 1.0)
+        for _ in range(self.iterations):
+            counts, totals = defaultdict(float), defaultdict(float)
+            for e_words, f_words in pairs:
+                for f in f_words:
+                    z = sum(t[f, e] for e in e_words)
+                    for e in e_words:
+                        share = t[f, e] / z
+                        counts[f, e] += share
+                        totals[e] += share
+            t = defaultdict(float, {(f, e): c / totals[e] for (f, e), c in counts.items()})
+        self.t = dict(t)
+        self.best = {}
+        for (f, e), p in self.t.items():
+            if e not in self.best or p > self.best[e][1]:
+                self.best[e] = (f, p)
+        return self
+
+    def prob(self, f: str, e: str) -> float:
+        """$t(f \\mid e)$ (0 for a pair never seen together)."""
+        return self.t.get((f.lower(), e.lower()), 0.0)
+
+    def translate_word(self, e: str, min_prob: float = 0.1) -> str:
+        """The most probable French word for the English token ``e``, when its
+        probability is at least ``min_prob``; otherwise ``e`` itself, copied — a name,
+        a number, or a word the training pairs never held, which is often a cognate
+        (*koala*)."""
+        f, p = self.best.get(e.lower(), (e, 0.0))
+        return f if p >= min_prob and is_word(e) else e
+
+    def align(self, source: Sequence[str], target: Sequence[str]) -> list[int]:
+        """The Viterbi alignment of Model 1: for each target token, the position of the
+        source token it most probably translates, or −1 for the empty word and for
+        punctuation. Both are token lists (any case)."""
+        out = []
+        for f in target:
+            scores = [self.prob(f, e) for e in source]
+            i = int(np.argmax(scores)) if scores else -1
+            keep = is_word(f) and i >= 0 and scores[i] > self.prob(f, NULL_WORD)
+            out.append(i if keep else -1)
+        return out
+
+
+def repair_translation(source: str, neighbour_source: str, neighbour_target: str,
+                       lexicon: WordLexicon, min_prob: float = 0.1) -> str:
+    """Edit a retrieved translation to fit a new source, as a translation memory's
+    "fuzzy match repair" does: ``str`` → ``str``.
+
+    The English words of ``neighbour_source`` are matched against those of ``source``
+    (:class:`difflib.SequenceMatcher`, lower-cased tokens). Where a run of neighbour
+    words is replaced by a run of new words ("The letter **P**." → "The letter
+    **Q**."), the French words of ``neighbour_target`` that the lexicon aligns with
+    the old run (:meth:`WordLexicon.align`) give way to the lexicon's translations of
+    the new run (:meth:`WordLexicon.translate_word`, which copies unknown words): the
+    first aligned French word takes them all, the others are dropped. Words only deleted
+    or only inserted are left alone, and a French word aligned to nothing is never
+    touched. With the same English words, ``neighbour_target`` comes back unchanged.
+    """
+    import difflib
+
+    new, old = sentence_tokens(source), sentence_tokens(neighbour_source)
+    if new == old:
+        return neighbour_target
+    french = sentence_tokens(neighbour_target, lowercase=False)
+    alignment = lexicon.align(old, french)
+    put, drop = {}, set()
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new,
+                                                      autojunk=False).get_opcodes():
+        positions = [p for p, i in enumerate(alignment) if i1 <= i < i2]
+        if op == "replace" and positions:
+            put[positions[0]] = [lexicon.translate_word(e, min_prob) for e in new[j1:j2]]
+            drop.update(positions[1:])
+    out = []
+    for p, token in enumerate(french):
+        out.extend(put.get(p, [] if p in drop else [token]))
+    text = detokenize(out)
+    return text[:1].upper() + text[1:]
 
 
 def extended_ids(source_tokens: Sequence[str], target_vocab) -> list[int]:

@@ -61,6 +61,48 @@ def test_nearest_neighbours_leave_one_out():
     assert tr.nearest_neighbours(x, x, exclude_self=True).tolist() == [1, 0, 1]
 
 
+TOY_PAIRS = (["the house", "the flower", "a house", "a big house", "the big flower"],
+             ["la maison", "la fleur", "une maison", "une grande maison", "la grande fleur"])
+
+
+def test_model_one_learns_which_word_translates_which():
+    lexicon = tr.WordLexicon(iterations=20).fit(*TOY_PAIRS)
+    assert {e: lexicon.translate_word(e) for e in ("the", "a", "house", "flower", "big")} == \
+        {"the": "la", "a": "une", "house": "maison", "flower": "fleur", "big": "grande"}
+    assert lexicon.prob("maison", "house") > 0.8 > lexicon.prob("la", "house")
+    # t(. | e) is a distribution over the French words for every English word
+    for e in ("the", "house", tr.NULL_WORD):
+        assert sum(p for (f, e2), p in lexicon.t.items() if e2 == e) == pytest.approx(1)
+    assert lexicon.align(["the", "big", "house", "."], ["La", "grande", "maison", "."]) == \
+        [0, 1, 2, -1]
+    # unknown words, names and numbers are copied; punctuation is never translated
+    assert [lexicon.translate_word(w) for w in ("koala", "Tamworth", "50", "!")] == \
+        ["koala", "Tamworth", "50", "!"]
+    with pytest.raises(ValueError, match="targets"):
+        tr.WordLexicon().fit(["the house"], [])
+
+
+def test_repair_replaces_the_aligned_words_and_copies_unknown_ones():
+    lexicon = tr.WordLexicon(iterations=20).fit(*TOY_PAIRS)
+    assert tr.repair_translation("The flower.", "The house.", "La maison.", lexicon) == \
+        "La fleur."
+    assert tr.repair_translation("A big koala!", "A big house!", "Une grande maison !",
+                                 lexicon) == "Une grande koala!"
+    # a run of words for one word: the first aligned French word takes them all
+    assert tr.repair_translation("The big flower.", "The house.", "La maison.", lexicon) == \
+        "La grande fleur."
+    # only deleted or only inserted words are left alone; same words: unchanged
+    assert tr.repair_translation("The house.", "The big house.", "La grande maison.",
+                                 lexicon) == "La grande maison."
+    assert tr.repair_translation("the HOUSE", "The house.", "La  maison .", lexicon) == \
+        "La maison."
+    assert tr.repair_translation("The house.", "the house.", "La  maison !", lexicon) == \
+        "La  maison !"
+    # punctuation aligns with no English word, so a changed mark is not carried over
+    assert tr.repair_translation("The house.", "The house!", "La maison !", lexicon) == \
+        "La maison!"
+
+
 def test_extended_ids_point_unknown_words_at_their_first_position():
     vocab = SequenceTokenizer().fit(["un chat ."]).vocab
     ids = tr.extended_ids(["a", "koala", "chat", "koala", "."], vocab)

@@ -54,7 +54,8 @@ RECIPES = {
                          "concept words and retrieved captions vs constant, template and "
                          "nearest-neighbour baselines (chapter 07)"),
     "multimodal-translation": ("translation", "English → French stamp captions: copy, "
-                               "retrieval, seq2seq, retrieve-and-edit and text + image word "
+                               "retrieval, retrieval repaired with an IBM Model 1 lexicon, "
+                               "seq2seq, retrieve-and-edit and text + image word "
                                "translators, the incongruent-image test (chapter 09)"),
     "speech-ctc": ("speech_ctc", "spoken Spanish stamp captions transcribed to characters, "
                    "CRNN + CTC vs nearest neighbour (chapter 08)"),

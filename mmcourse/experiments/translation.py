@@ -5,11 +5,14 @@ Data (:func:`loaders`): every stamp with an English and a French caption (all 95
 frozen EfficientNet-Lite0 picture features (:func:`~.stamp_features.stamp_features`,
 standardised on each fold's training stamps) and ``folds`` shuffled folds by stamp, of
 which the first ``run_folds`` are run: 80 % of the stamps train, the other 20 % are
-translated. Six systems are scored on every test fold with sacrebleu's BLEU and chrF:
+translated. Seven systems are scored on every test fold with sacrebleu's BLEU and chrF:
 
 * **copy** — the English caption as it is;
 * **retrieval** — the French caption of the nearest English training caption
   (the nearest training stamp by the similarity of their English captions);
+* **retrieval + repair** — that French caption edited where the two English captions
+  differ (:func:`~mmcourse.translation.repair_translation`, with a
+  :class:`~mmcourse.translation.WordLexicon` learned on the fold's training pairs);
 * **seq2seq** — the word-level :class:`~mmcourse.translation.Translator` (attention and
   copying) that reads only the English;
 * **text** — the same model reading also the retrieval baseline's French caption
@@ -37,13 +40,14 @@ from ..encoders import EFFICIENTNET_DIM
 from ..train import FitResult, fit
 from ..metrics import bleu, chrf
 from ..preprocessing.text import PAD, SequenceTokenizer, normalize_text
-from ..translation import (PairBatches, Translator, caption_pairs, copy_baseline,
-                           nearest_neighbours, sentence_vectors, stamp_folds,
-                           teacher_forcing_forward, translate)
+from ..translation import (PairBatches, Translator, WordLexicon, caption_pairs,
+                           copy_baseline, nearest_neighbours, repair_translation,
+                           sentence_vectors, stamp_folds, teacher_forcing_forward,
+                           translate)
 from . import Outcome, checkpoint, mode_settings
 from .stamp_features import stamp_features
 
-SYSTEMS = ("copy", "retrieval", "seq2seq", "text", "text + image", "text + shuffled image")
+SYSTEMS = ("copy", "retrieval", "retrieval + repair", "seq2seq", "text", "text + image", "text + shuffled image")
 """The rows of the chapter's table, in order."""
 
 
@@ -132,8 +136,9 @@ class TranslationData:
         """Fold ``k``: word tokenizers fitted on its training captions, its pictures
         standardised with the training stamps' mean and standard deviation, and its
         batches {"train": shuffled, "test": in order} with the retrieved captions
-        (:meth:`neighbours`): {"src_tok", "tgt_tok", "image", "neighbours", "train",
-        "test", "train_idx", "test_idx"}."""
+        (:meth:`neighbours`), and the word lexicon of its training pairs:
+        {"src_tok", "tgt_tok", "image", "neighbours", "lexicon", "train", "test",
+        "train_idx", "test_idx"}."""
         train_idx, test_idx = self.folds[k]
         src_tok = SequenceTokenizer().fit([self.source[i] for i in train_idx])
         tgt_tok = SequenceTokenizer().fit([self.target[i] for i in train_idx])
@@ -147,6 +152,8 @@ class TranslationData:
 
         return {"src_tok": src_tok, "tgt_tok": tgt_tok, "image": image,
                 "neighbours": neighbours,
+                "lexicon": WordLexicon().fit([self.source[i] for i in train_idx],
+                                             [self.target[i] for i in train_idx]),
                 "train": batches(train_idx, True), "test": batches(test_idx, False),
                 "train_idx": train_idx, "test_idx": test_idx}
 
@@ -218,7 +225,8 @@ def evaluate(nets: dict, fold: dict, data: TranslationData, s: Settings) -> dict
     sources = [data.source[i] for i in test]
     refs = [data.target[i] for i in test]
     hyps = {"copy": copy_baseline(sources),
-            "retrieval": [data.target[j] for j in fold["neighbours"][test]]}
+            "retrieval": [data.target[j] for j in fold["neighbours"][test]],
+            "retrieval + repair": repaired_retrieval(data, fold)}
     exact = exact_matches(data, test, fold["neighbours"])
     own = {}
     for system in ("seq2seq", "text", "text + image"):
@@ -237,6 +245,16 @@ def evaluate(nets: dict, fold: dict, data: TranslationData, s: Settings) -> dict
     return {"hyps": hyps, "exact": exact,
             "scores": {k: {"BLEU": bleu(h, refs), "chrF": chrf(h, refs)}
                        for k, h in hyps.items()}}
+
+
+def repaired_retrieval(data: TranslationData, fold: dict) -> list[str]:
+    """The "retrieval + repair" translations of the fold's test stamps, in order: each
+    retrieved French caption edited by :func:`~mmcourse.translation.repair_translation`
+    with the fold's lexicon (learned on its training pairs only)."""
+    test = fold["test_idx"]
+    return [repair_translation(data.source[i], data.source[j], data.target[j],
+                               fold["lexicon"])
+            for i, j in zip(test, fold["neighbours"][test])]
 
 
 def exact_matches(data: TranslationData, rows, neighbours: np.ndarray) -> np.ndarray:
