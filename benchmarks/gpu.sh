@@ -20,7 +20,8 @@
 #   --recipes R...    bench only these recipes (until the next option)
 #   --skip-bench      do not run `python -m mmcourse bench`
 #   --skip-finetune   do not run chapter 06's `finetune` (full mode, timed) and
-#                     benchmarks/throughput.py (course loop vs naive loop vs ceiling)
+#                     benchmarks/throughput.py (course loop vs naive loop vs ceiling,
+#                     eager and with --compile)
 #   --table           also run `finetune --table` (every strategy on 5 folds, ~10 min)
 #   --budget S        seconds for the whole run (default 540); a notebook or the bench
 #                     that would pass it is stopped and reported as "timeout"
@@ -30,7 +31,8 @@
 #
 # Results: table.txt (the table printed at the end), times.tsv, run.log (every
 # notebook's and the bench's output), manifest.json (what the bundle holds), and from
-# chapter 06 finetune/ (metrics.json, model.pt, figures), throughput.json and, with
+# chapter 06 finetune/ (metrics.json, model.pt, figures), throughput.json,
+# throughput-compiled.json and, with
 # --table, finetune-table/table.json.
 set -uo pipefail
 
@@ -166,6 +168,8 @@ if ((finetune)); then
         --out "$out/finetune"
     run throughput $((budget - ($(date +%s) - start))) "$python" "$here/throughput.py" \
         --json "$out/throughput.json"
+    run throughput-compiled $((budget - ($(date +%s) - start))) "$python" \
+        "$here/throughput.py" --compile --json "$out/throughput-compiled.json"
 fi
 if ((table)); then
     run finetune-table $((budget - ($(date +%s) - start))) "$python" -m mmcourse finetune \

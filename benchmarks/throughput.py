@@ -1,19 +1,21 @@
 """Training-step throughput of chapter 06's model, three ways, in one run.
 
   (a) the course's loop: pictures decoded once and held as uint8 tensors on the device,
-      cropped, flipped and normalised there (mmcourse.batches), bfloat16 autocast and
-      channels-last pictures on a CUDA GPU;
+      cropped, flipped and normalised there (mmcourse.batches), channels-last pictures
+      and bfloat16 autocast on a CUDA GPU, and with --compile the model through
+      torch.compile (its compilation is not timed);
   (b) a naive loop: every step decodes the PNGs with PIL and letterboxes, crops and
       flips them with torchvision, tokenises the captions and decodes the spoken clips,
       through a DataLoader without workers; float32, NCHW;
   (c) the ceiling: the same model on one synthetic batch already on the device, with
-      (a)'s precision and layout.
+      (a)'s precision, layout and compilation.
 
 All three train the same three-tower model (EfficientNet-Lite0, MiniLM, audio CRNN, full
 fine-tuning) with the same optimiser and batch size. Prints samples/s of each and the
 ratios a/b and a/c, and writes them as JSON with --json.
 
-    python benchmarks/throughput.py [--size 96] [--batch-size 32] [--steps 8] [--json F]
+    python benchmarks/throughput.py [--size 96] [--batch-size 32] [--steps 8] [--compile]
+                                    [--json F]
 """
 from __future__ import annotations
 
@@ -100,12 +102,14 @@ def measure(batches, net, optimizer, device, amp: bool, steps: int, warmup: int 
     return samples / (time.perf_counter() - start)
 
 
-def fresh_model(s, k, device, channels_last: bool):
-    """The full three-tower model and its AdamW, on ``device``."""
+def fresh_model(s, k, device, channels_last: bool, compile: bool = False):
+    """The full three-tower model (through ``torch.compile`` with ``compile``) and its
+    AdamW, on ``device``."""
     net = recipe.model(s, k, recipe.MODALITIES, "full").to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    return net, torch.optim.AdamW(net.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    return (torch.compile(net) if compile else net), optimizer
 
 
 def forever(make):
@@ -119,6 +123,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, help="picture size (default: the recipe's)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=8, help="measured steps per loop")
+    parser.add_argument("--compile", action="store_true",
+                        help="run (a) and (c) through torch.compile")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     device = try_gpu()
@@ -127,15 +133,19 @@ def main() -> None:
     data = recipe.loaders(s, device)
     k = len(data.categories)
     train_index = data.folds[0][0]
-    fast = device.type == "cuda"
+    amp = device.type == "cuda"
     results = {"machine": recipe.machine(), "device": str(device), "size": s.size,
-               "batch_size": s.batch_size, "steps": args.steps, "torch": torch.__version__}
+               "batch_size": s.batch_size, "steps": args.steps, "torch": torch.__version__,
+               "compile": args.compile}
+    # a compiled model compiles again on its first steps with a new batch shape: warm up
+    # over a whole pass of the training set
+    warmup = 2 + (len(data.batches(train_index, s, True)) if args.compile else 0)
 
     torch.manual_seed(0)
-    net, opt = fresh_model(s, k, device, fast)
+    net, opt = fresh_model(s, k, device, recipe.channels_last(s, device), args.compile)
     course = data.batches(train_index, s, True)
-    results["a_course"] = measure(forever(lambda: iter(course)), net, opt, device, fast,
-                                  args.steps)
+    results["a_course"] = measure(forever(lambda: iter(course)), net, opt, device, amp,
+                                  args.steps, warmup)
 
     net, opt = fresh_model(s, k, device, False)
     labels = data.data.tensors["label"].cpu().numpy()
@@ -146,15 +156,15 @@ def main() -> None:
     results["b_naive"] = measure(forever(lambda: iter(naive)), net, opt, device, False,
                                  args.steps)
 
-    net, opt = fresh_model(s, k, device, fast)
+    net, opt = fresh_model(s, k, device, recipe.channels_last(s, device), args.compile)
     synthetic = next(iter(course))
-    results["c_ceiling"] = measure(forever(lambda: iter([synthetic])), net, opt, device, fast,
-                                   args.steps)
+    results["c_ceiling"] = measure(forever(lambda: iter([synthetic])), net, opt, device, amp,
+                                   args.steps, warmup=3 if args.compile else 2)
 
     results["a_over_b"] = results["a_course"] / results["b_naive"]
     results["a_over_c"] = results["a_course"] / results["c_ceiling"]
     print(f"{results['machine']} ({device}), {s.size} px, batch {s.batch_size}, "
-          f"{args.steps} steps each")
+          f"{args.steps} steps each{', compiled' if args.compile else ''}")
     for key in ("a_course", "b_naive", "c_ceiling"):
         print(f"  {key:<10} {results[key]:9.1f} samples/s")
     print(f"  a/b = {results['a_over_b']:.2f}   a/c = {results['a_over_c']:.2f}")

@@ -202,3 +202,10 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     b = torch.load(tmp_path / "2" / "model.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+def test_pictures_go_channels_last_on_a_cuda_gpu_only():
+    s = recipe.settings()
+    assert recipe.channels_last(s, torch.device("cuda")) is True
+    assert recipe.channels_last(s, torch.device("cpu")) is False
+    assert recipe.channels_last(recipe.settings(channels_last=False), torch.device("cuda")) is False

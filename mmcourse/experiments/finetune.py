@@ -109,6 +109,7 @@ class Settings:
     rows: tuple = ROWS
     """The rows of the comparison (see :func:`parse_row`)."""
     channels_last: bool = True
+    """Pictures in channels-last memory layout on a CUDA GPU (see :func:`channels_last`)."""
     compile: bool = False
     """Run the model through ``torch.compile`` (worth it on a GPU for long runs)."""
     seed: int = config.SEED
@@ -167,7 +168,14 @@ class StampData:
         return DeviceBatches(self.data, index, s.batch_size if train else 2 * s.batch_size,
                              s.size, shuffle=train, augment=train, sample_weights=weights,
                              rank=rank, world=world, keys=keys,
-                             channels_last=s.channels_last and self.data.device.type == "cuda")
+                             channels_last=channels_last(s, self.data.device))
+
+
+def channels_last(s: Settings, device: torch.device) -> bool:
+    """Whether pictures go channels-last: with ``s.channels_last`` on a CUDA GPU, where
+    tensor cores want it. On the CPU, benchmarks/throughput.py measured no clear gain on
+    the 2-core machine, so pictures stay NCHW there."""
+    return s.channels_last and device.type == "cuda"
 
 
 def pool_frames(frames: torch.Tensor, k: int) -> torch.Tensor:
