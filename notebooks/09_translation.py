@@ -776,5 +776,5 @@ assert words(example.loc["The letter k.", cols[3]]) == "la lettre k de couleur p
 # do. A test set built for it — captions whose translation depends on the picture, such
 # as an unknown noun whose gender only the picture reveals — and a picture feature that
 # names objects rather than summarising a drawing would be the next experiments. The
-# exercise works through one attention step, teacher forcing against free running, and
-# how to read an incongruent test.
+# exercise works through one attention step, teacher forcing against free running, how
+# to read an incongruent test, and IBM Model 1's EM steps.

@@ -31,7 +31,8 @@
 # examples. Do not delete or reorder cells.
 #
 # You will write one step of additive attention, train-time (teacher-forced) and
-# test-time (free-running) decoding of a toy model, and read the incongruent-image test.
+# test-time (free-running) decoding of a toy model, read the incongruent-image test, and
+# learn a word lexicon with IBM Model 1.
 
 # %%
 # On Colab: install the course and its data first (elsewhere this cell does nothing).
@@ -312,6 +313,96 @@ assert isinstance(mean_drop, float) and isinstance(std_own, float)
 assert abs(mean_drop - 0.2) < 1e-6
 assert abs(std_own - 2.0887) < 1e-3
 assert uses_picture is False
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q5_model_one
+# points: 3
+
+# %% [markdown]
+# **Q5 · IBM Model 1.** The chapter's retrieve-and-repair system needs to know which
+# French word translates which English word, and learns it from sentence pairs alone.
+# Write `model_one(pairs, iterations)`: `pairs` is a list of `(english, french)` token
+# lists; return the word translation probabilities $t(f \mid e)$ after `iterations`
+# EM steps, as a dict `{(f, e): probability}`.
+#
+# * Every English sentence also holds the empty word `"<null>"` (first), which explains
+#   French words that translate nothing.
+# * Start from uniform probabilities: $t(f \mid e)$ the same for every pair of words.
+# * **E-step**, for every French word $f_j$ of every pair: its share for each English
+#   word $e_i$ of the same pair (the empty word included) is
+#   $\gamma_{ji} = t(f_j \mid e_i) / \sum_{i'} t(f_j \mid e_{i'})$.
+# * **M-step**: $t(f \mid e)$ = the total share that $f$ received from $e$ over all
+#   pairs, divided by the total share that $e$ gave to any French word.
+#
+# Leave out pairs of words that never meet in a sentence pair (their probability is 0).
+# Plain Python is enough; do not use `mmcourse.translation`.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def model_one(pairs, iterations):
+    # BEGIN SOLUTION
+    t = {}
+    for _ in range(iterations):
+        counts, totals = {}, {}
+        for english, french in pairs:
+            english = ["<null>", *english]
+            for f in french:
+                z = sum(t.get((f, e), 1.0) for e in english)
+                for e in english:
+                    share = t.get((f, e), 1.0) / z
+                    counts[f, e] = counts.get((f, e), 0.0) + share
+                    totals[e] = totals.get(e, 0.0) + share
+        t = {(f, e): c / totals[e] for (f, e), c in counts.items()}
+    return t
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_pairs = [(["the", "house"], ["la", "maison"]), (["the", "flower"], ["la", "fleur"])]
+_t = model_one(_pairs, 1)
+assert isinstance(_t, dict), f"model_one should return a dict, got {type(_t).__name__}"
+assert abs(_t.get(("la", "the"), 0) - 0.5) < 1e-9, \
+    f"after one step t(la | the) should be 0.5, got {_t.get(('la', 'the'))}"
+assert abs(_t.get(("maison", "<null>"), 0) - 0.25) < 1e-9, \
+    f"after one step t(maison | <null>) should be 0.25, got {_t.get(('maison', '<null>'))}"
+_t = model_one(_pairs, 10)
+assert _t[("la", "the")] > 0.85 and _t[("maison", "house")] > 0.5, \
+    "after ten steps 'la' should go to 'the' and 'maison' to 'house'"
+
+# %%
+# HIDDEN
+import random
+
+from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.translation import WordLexicon
+
+_rng = random.Random(hidden_seed(95))
+_english = ["red", "cat", "dog", "a", "the", "big", "hat", "sun"]
+_french = ["rouge", "chat", "chien", "un", "le", "grand", "chapeau", "soleil", "de"]
+for _n, _steps in ((3, 1), (8, 2), (20, 5)):
+    _corpus = [([_rng.choice(_english) for _ in range(_rng.randint(1, 5))],
+                [_rng.choice(_french) for _ in range(_rng.randint(1, 6))]) for _ in range(_n)]
+    _want = WordLexicon(iterations=_steps).fit([" ".join(e) for e, _ in _corpus],
+                                               [" ".join(f) for _, f in _corpus]).t
+    with forbidding("mmcourse.translation.WordLexicon.fit"):
+        _got = model_one([(list(e), list(f)) for e, f in _corpus], _steps)
+    assert set(_got) == set(_want), (_n, _steps)
+    assert all(abs(_got[k] - _want[k]) < 1e-9 for k in _want), (_n, _steps)
 
 # %% [raw]
 # # END TESTS
