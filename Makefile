@@ -35,9 +35,10 @@ lab: setup
 unit: setup
 	$(PYTEST) tests -q
 
+# One pytest session for the unit tests and the notebooks, so that both workers stay busy
+# to the end (the solved exercises, many and short, come last).
 test: setup
-	$(PYTEST) tests -q
-	MMCOURSE_FAST=$${MMCOURSE_FAST:-1} $(PYTEST) notebooks solutions $(NBVAL)
+	MMCOURSE_FAST=$${MMCOURSE_FAST:-1} $(PYTEST) -q tests notebooks solutions $(NBVAL)
 
 # Regenerate every chapter notebook from its jupytext source and run it in full mode.
 # A cell may run for an hour (the longest, chapter 03's two language runs, takes about

@@ -44,7 +44,7 @@ EXPECTED = {
     "not_json": "not a readable notebook",
     "empty_file": "not a readable notebook",
 }
-TIMEOUT = 60
+TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
