@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from mmcourse.__main__ import main
-from mmcourse.grading import grade_folder, masters, repository_root, stale
+from mmcourse.grading import grade_folder, is_answer_cell, masters, repository_root, stale
 
 ROOT = repository_root()
 NAMES = [m.stem for m in masters()]
@@ -49,7 +49,7 @@ def test_untouched_exercise_scores_zero_and_fails_only_in_answer_cells(untouched
     assert grade.possible > 0 and grade.total == 0, grade.scores
     nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
     answer_cells = {i for i, c in enumerate(nb.cells)
-                    if "otter_answer_cell" in c.metadata.get("tags", [])}
+                    if is_answer_cell(c)}
     assert len(answer_cells) >= 3
     for cell, ename in grade.errors:
         assert cell in answer_cells, f"cell {cell} raised {ename} but asks for no code"

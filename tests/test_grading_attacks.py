@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from mmcourse.__main__ import main
-from mmcourse.grading import masters, repository_root
+from mmcourse.grading import is_answer_cell, masters, repository_root
 from mmcourse.grading.sandbox import protection
 
 ROOT = repository_root()
@@ -183,7 +183,7 @@ def _hidden_tests_in(paths) -> list[str]:
 def attacked(tmp_path_factory):
     exercise = nbformat.read(ROOT / "exercises" / f"{NAME}.ipynb", as_version=4)
     first_answer = next(i for i, c in enumerate(exercise.cells)
-                        if "otter_answer_cell" in c.metadata.get("tags", []))
+                        if is_answer_cell(c))
     folder = tmp_path_factory.mktemp("attacks")
     for case, code in ATTACKS.items():
         nb = copy.deepcopy(exercise)

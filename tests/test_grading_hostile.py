@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from mmcourse.__main__ import main
-from mmcourse.grading import masters, repository_root
+from mmcourse.grading import is_answer_cell, masters, repository_root
 
 ROOT = repository_root()
 NAMES = [m.stem for m in masters()]
@@ -53,7 +53,7 @@ def hostile(tmp_path_factory):
     solved = nbformat.read(ROOT / "grading" / "solved" / f"{name}.ipynb", as_version=4)
     exercise = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
     first_answer = next(i for i, c in enumerate(exercise.cells)
-                        if "otter_answer_cell" in c.metadata.get("tags", []))
+                        if is_answer_cell(c))
     folder = tmp_path_factory.mktemp("submissions")
     for case, change in HOSTILE.items():
         nb = copy.deepcopy(solved)

@@ -279,13 +279,15 @@ def _bound_names(source: str) -> set[str]:
     return names
 
 
-def _answer_cell(cell) -> bool:
+def is_answer_cell(cell) -> bool:
+    """Whether a notebook cell is one the learner writes code in (otter's
+    ``otter_answer_cell`` tag on a code cell)."""
     return cell.cell_type == "code" and "otter_answer_cell" in cell.metadata.get("tags", [])
 
 
 def student_names(template: nbformat.NotebookNode) -> set[str]:
     """Names the learner's answer cells define: the tests reach these in the submission."""
-    return set().union(*(_bound_names(c.source) for c in template.cells if _answer_cell(c)))
+    return set().union(*(_bound_names(c.source) for c in template.cells if is_answer_cell(c)))
 
 
 _CONTEXTS: dict = {}
@@ -302,7 +304,7 @@ def context(template_path: Path) -> dict:
         ns: dict = {"__name__": "__grader__"}
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             for i, cell in enumerate(nb.cells):
-                if cell.cell_type != "code" or _answer_cell(cell) or _grader_cell(cell.source):
+                if cell.cell_type != "code" or is_answer_cell(cell) or _grader_cell(cell.source):
                     continue
                 code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
                                  for line in cell.source.splitlines())
