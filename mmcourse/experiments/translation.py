@@ -47,7 +47,8 @@ from ..translation import (PairBatches, Translator, WordLexicon, caption_pairs,
 from . import Outcome, checkpoint, mode_settings
 from .stamp_features import stamp_features
 
-SYSTEMS = ("copy", "retrieval", "retrieval + repair", "seq2seq", "text", "text + image", "text + shuffled image")
+SYSTEMS = ("copy", "retrieval", "retrieval + repair", "seq2seq", "text", "text + image",
+           "text + shuffled image")
 """The rows of the chapter's table, in order."""
 
 
