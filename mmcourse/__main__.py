@@ -18,6 +18,9 @@ Commands:
                  the top categories of a fine-tuned model for your own picture
   badges         write the repository address (pyproject.toml) into every notebook's
                  Colab and Binder badges and install cell (--check: only report)
+  claims NOTEBOOK…
+                 run chapters in fast mode under several seeds and thread counts and
+                 report where each assert cell held (--table: write the claims table)
 
 A known problem (missing data, a file that cannot be read, an unknown language) is
 reported as one line on standard error with exit status 2, without a traceback. Long
@@ -218,6 +221,28 @@ def _badges(args) -> int:
     return 0
 
 
+def _claims(args) -> int:
+    from pathlib import Path
+
+    from .claims import check, report, rows, runs, write_table
+
+    total = len(runs(args.seeds, args.threads))
+    all_robust = True
+    for notebook in args.notebooks:
+        if not Path(notebook).is_file():
+            print(f"error: no notebook {notebook}; give a path such as "
+                  "notebooks/04_fusion.ipynb", file=sys.stderr)
+            return 2
+        found = check(Path(notebook), args.seeds, args.threads, jobs=args.jobs,
+                      workdir=args.keep and Path(args.keep),
+                      log=lambda line: print(line, flush=True))
+        print(report(found, total), flush=True)
+        all_robust &= all(c.robust for c in found)
+        if args.table:
+            write_table(Path(args.table), rows(found, total))
+    return 0 if all_robust else 1
+
+
 def _known_errors() -> tuple[type[BaseException], ...]:
     """The errors whose message says all a user needs: the command line prints the
     message alone, without a traceback."""
@@ -326,6 +351,22 @@ def main(argv: list[str] | None = None) -> int:
                                       "cells with the repository address")
     p.add_argument("--check", action="store_true", help="only report what is out of date")
     p.set_defaults(run=_badges)
+    p = sub.add_parser("claims", help="run chapters under several seeds and thread counts "
+                                      "and report where each assert cell held")
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="executed chapter .ipynb")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                   help="MMCOURSE_SEED values, each run at the first thread count "
+                        "(default 0 1 2)")
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2],
+                   help="OMP_NUM_THREADS values; the others run with the first seed "
+                        "(default 1 2)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at a time after the first (default 1)")
+    p.add_argument("--table", metavar="TSV",
+                   help="write the chapters' rows into this table (e.g. benchmarks/claims.tsv)")
+    p.add_argument("--keep", metavar="DIR",
+                   help="keep the executed notebooks in DIR (default: a temporary folder)")
+    p.set_defaults(run=_claims)
     args = parser.parse_args(argv)
     _default_progress(args)
     try:

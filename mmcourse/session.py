@@ -6,12 +6,13 @@ import torch
 from . import config, device, plots
 
 
-def start(seed: int = config.SEED) -> tuple[torch.Generator, torch.device]:
+def start(seed: int | None = None) -> tuple[torch.Generator, torch.device]:
     """Apply the course's plot style, print the settings (:func:`config.print_settings`),
     seed Python, NumPy and PyTorch, pick the device (:func:`device.try_gpu`) and print
     what it is.
 
-    Returns ``(generator, dev)``: a torch Generator seeded with ``seed``, for the
+    Returns ``(generator, dev)``: a torch Generator seeded with ``seed`` (default: the
+    ``MMCOURSE_SEED`` setting, :func:`config.seed`), for the
     notebook's own random draws, and the chosen device.
     """
     plots.use_course_style()

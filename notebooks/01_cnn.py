@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
-from mmcourse import data, encoders, plots, scratch, train, session
+from mmcourse import config, data, encoders, plots, scratch, train, session
 from mmcourse import preprocessing as prep
 from mmcourse.experiments import cnn
 
@@ -399,7 +399,7 @@ for split, loader in loaders.items():
           f"{loader.batch_size}; per class {counts.min()}–{counts.max()}")
 
 # %%
-torch.manual_seed(0)
+torch.manual_seed(config.seed())
 train_set = loaders["train"].dataset
 originals = [train_set.dataset.images[i].float() / 255 for i in train_set.indices[:6]]
 classes = [data.FASHION_CLASSES[train_set.dataset.labels[i]] for i in train_set.indices[:6]]

@@ -68,7 +68,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from mmcourse import crossmodal, data, plots, session
+from mmcourse import config, crossmodal, data, plots, session
 from mmcourse.experiments import adversarial, retrieval, self_supervised, stamp_features
 from mmcourse.widgets import show_interactive
 
@@ -118,7 +118,7 @@ for settings in (ret, adv, ssl):
 
 # %%
 n = 16
-g = torch.Generator().manual_seed(0)
+g = torch.Generator().manual_seed(config.seed())
 a, b = torch.randn(n, 8192, generator=g), torch.randn(n, 8192, generator=g)
 random_loss = float(crossmodal.info_nce(a, b, temperature=1.0))
 print(f"random embeddings, N = {n}: |L - log N| < 0.02: {abs(random_loss - math.log(n)) < 0.02}")
@@ -163,7 +163,7 @@ plt.show()
 # are only used for the numbers reported at the end.
 
 # %% tags=["nbval-ignore-output"]
-split = stamp_features.stamp_split(ret.stamp_limit, ret.seed, ret.image_size)
+split = stamp_features.stamp_split(ret.stamp_limit, config.SPLIT_SEED, ret.image_size)
 stamp_loaders = retrieval.loaders(ret)
 stamps, test = split.stamps, split.idx["test"]
 print({k: v.shape for k, v in split.features.items()})

@@ -186,7 +186,7 @@ assert inputs[0, 0] == BOS and targets[0, 3] == EOS and torch.equal(inputs[1, 1:
 # masked row, such as padding, gets weight 0).
 
 # %%
-torch.manual_seed(0)
+torch.manual_seed(config.seed())
 attention = AdditiveAttention(query_dim=6, key_dim=5, attention_dim=4).double()
 q, keys = torch.randn(1, 6, dtype=torch.float64), torch.randn(1, 3, 5, dtype=torch.float64)
 mask = torch.tensor([[True, True, False]])

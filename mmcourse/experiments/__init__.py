@@ -67,9 +67,24 @@ RECIPES = {
 
 def mode_settings(full, fast: dict, overrides: dict):
     """``full`` (a frozen Settings) with the ``fast`` fields applied when the fast switch
-    is on, then ``overrides`` (field → value) on top."""
+    is on, shifted to the ``MMCOURSE_SEED`` setting (:func:`seeded`), then ``overrides``
+    (field → value) on top."""
     active = dataclasses.replace(full, **fast) if config.fast() else full
-    return dataclasses.replace(active, **overrides)
+    return dataclasses.replace(seeded(active, config.seed()), **overrides)
+
+
+def seeded(s, offset: int):
+    """Settings ``s`` with every training seed moved by ``offset``: the field ``seed`` and
+    every tuple of seeds (a field named ``seeds`` or ``…_seeds``). Split and fold seeds
+    (``fold_seed``, ``split_seed``) stay, so every seed is measured on the same test set."""
+    changes = {}
+    for field in dataclasses.fields(s):
+        value = getattr(s, field.name)
+        if field.name == "seed":
+            changes["seed"] = value + offset
+        elif field.name.endswith("seeds") and isinstance(value, tuple):
+            changes[field.name] = tuple(v + offset for v in value)
+    return dataclasses.replace(s, **changes)
 
 
 def checkpoint(name: str, s) -> Path:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .. import config
 from ..crossmodal import ModalityDiscriminator
 from ..data import load_stamps
 from ..encoders import EFFICIENTNET_DIM
@@ -51,8 +52,8 @@ class Settings:
     whiten_dim: int = 32
     """Principal components kept when each modality is whitened on its own."""
     seed: int = 0
-    """Seeds the stamp subset, the split, the initial weights, the batch order and the
-    probes."""
+    """Seeds the initial weights, the batch order and the probes (the stamp subset and
+    the split use :data:`mmcourse.config.SPLIT_SEED`)."""
 
 
 FAST = dict(stamp_limit=480)
@@ -71,7 +72,7 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
     batches {"image": (B, 1280), "text": (B, 384), "label": (B,)}. "train" shuffles in
     batches of ``s.batch_size``; "val", "test" and "probe" (the training stamps again, in
     order, for fitting fresh probes) come as one batch each."""
-    split = stamp_split(s.stamp_limit, s.seed, s.image_size)
+    split = stamp_split(s.stamp_limit, config.SPLIT_SEED, s.image_size)
     return {"train": split.loader("train", s.batch_size, shuffle=True),
             "val": split.loader("val"), "test": split.loader("test"),
             "probe": split.loader("train")}

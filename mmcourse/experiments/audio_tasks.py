@@ -74,7 +74,7 @@ class AudioTask:
         return [self.features[i] for i in idx], self.labels[idx]
 
 
-def load_digits_task(per_class: int | None = None, seed: int = config.SEED) -> AudioTask:
+def load_digits_task(per_class: int | None = None, seed: int = config.SPLIT_SEED) -> AudioTask:
     """FSDD clips as MFCC frames (T_i, 13), split by :data:`DIGIT_FRACTIONS`.
 
     ``per_class`` keeps the first clips of each digit (for the fast switch); None keeps
@@ -91,7 +91,7 @@ def load_digits_task(per_class: int | None = None, seed: int = config.SEED) -> A
 
 
 def load_language_task(stamps=None, languages=LANGUAGES, per_language: int | None = None,
-                       n_mels: int = 64, seed: int = config.SEED) -> AudioTask:
+                       n_mels: int = 64, seed: int = config.SPLIT_SEED) -> AudioTask:
     """Spoken captions as log-mel frames (T_i, n_mels), labelled by language, split by stamp.
 
     Features come from :func:`mmcourse.data.load_spoken_captions` (silence trimmed,
@@ -205,7 +205,7 @@ def task_loaders(task: AudioTask, batch_size: int, augment: dict | None = None,
             "test": make_loader(task, "test", 2 * batch_size)}
 
 
-def crnn_model(n_features: int, num_classes: int, seed: int = config.SEED,
+def crnn_model(n_features: int, num_classes: int, seed: int = 0,
                **encoder_options) -> MultimodalModel:
     """A CRNN classifier on frames (T, ``n_features``): an
     :class:`~mmcourse.encoders.AudioCRNNEncoder` (``encoder_options`` go to it) and a

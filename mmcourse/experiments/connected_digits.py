@@ -56,7 +56,7 @@ class Settings:
     conv_channels: tuple = (16, 32)
     hidden_size: int = 64
     """GRU units per direction."""
-    seed: int = config.SEED
+    seed: int = 0
 
 
 FAST = dict(per_class=120, train_utterances=800, eval_utterances=200, epochs=8)
@@ -110,7 +110,7 @@ def loaders(s: Settings) -> tuple[AudioTask, dict[str, DataLoader]]:
     """The digit recordings split by recording and loaders of joined utterances: training
     ones drawn afresh per epoch from the training recordings, fixed validation and test
     ones (``s.eval_utterances`` each, seeds ``s.seed + 1`` and ``s.seed + 2``)."""
-    task = load_digits_task(s.per_class, s.seed)
+    task = load_digits_task(s.per_class)
 
     def joined(part, size, seed):
         features, labels = task.part(part)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 
+from .. import config
 from ..crossmodal import ContrastiveModel, contrastive_forward, symmetric_cross_entropy
 from ..encoders import EFFICIENTNET_DIM, Precomputed
 from ..metrics import chance_recall, recall_at_k
@@ -40,7 +41,8 @@ class Settings:
     """Peak learning rate of the one-cycle schedule (AdamW)."""
     weight_decay: float = 1e-2
     seed: int = 0
-    """Seeds the stamp subset, the split, the initial weights and the batch order."""
+    """Seeds the initial weights and the batch order (the stamp subset and the split use
+    :data:`mmcourse.config.SPLIT_SEED`)."""
 
 
 FAST = dict(stamp_limit=480)
@@ -60,7 +62,7 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
     "label": (B,)}. Only the training loader shuffles, in batches of ``s.batch_size``;
     validation and test come as one batch each, so that every stamp competes with all
     the others of its part."""
-    split = stamp_split(s.stamp_limit, s.seed, s.image_size)
+    split = stamp_split(s.stamp_limit, config.SPLIT_SEED, s.image_size)
     return {"train": split.loader("train", s.batch_size, shuffle=True),
             "val": split.loader("val"), "test": split.loader("test")}
 

@@ -70,9 +70,9 @@ class Settings:
     preference for short transcripts."""
     seeds: int = 3
     """Recognisers :func:`run` trains, with seeds ``seed``, ``seed + 1``, …"""
-    seed: int = config.SEED
+    seed: int = 0
     """Seed of the model's initialisation and of training (the split always uses
-    :data:`mmcourse.config.SEED`)."""
+    :data:`mmcourse.config.SPLIT_SEED`)."""
 
 
 FAST = dict(epochs=12, seeds=1)
@@ -119,7 +119,7 @@ def load_task(language: str = "es", per_language: int | None = None, n_mels: int
                                       per_language=per_language)
     caption = {s.name: s.captions[language] for s in stamps}
     part_of = {s.name: part for part, members in
-               data.split_stamps(stamps, STAMP_FRACTIONS, seed=config.SEED).items()
+               data.split_stamps(stamps, STAMP_FRACTIONS, seed=config.SPLIT_SEED).items()
                for s in members}
     names = np.array([part_of[n] for n in clips.stamp_names])
     split = {p: np.flatnonzero(names == p) for p in ("train", "val", "test")}
