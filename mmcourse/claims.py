@@ -126,7 +126,7 @@ def execute(notebook: Path, run: Run, workdir: Path, timeout: int = 3600) -> dic
     """
     cache = workdir / f"cache-seed{run.seed}-threads{run.threads}"
     shutil.rmtree(cache, ignore_errors=True)
-    out = workdir / f"{notebook.stem}-seed{run.seed}-threads{run.threads}.ipynb"
+    out = workdir / f"seed{run.seed}-threads{run.threads}-{notebook.name.lstrip('.')}"
     env = {**os.environ, "MMCOURSE_FAST": "1", "MMCOURSE_SEED": str(run.seed),
            "OMP_NUM_THREADS": str(run.threads), "MKL_NUM_THREADS": str(run.threads),
            "MMCOURSE_CACHE": str(cache), "MMCOURSE_CACHE_SHARED": str(config.cache_dir())}
@@ -162,20 +162,28 @@ def check(notebook: Path, seeds: list[int], threads: list[int], jobs: int = 1,
     the first run alone first, so that the others find its features cached) and return
     its claims with the runs each held in."""
     notebook = Path(notebook).resolve()
+    source = json.loads(notebook.read_text(encoding="utf-8"))
     plan = runs(seeds, threads)
     with tempfile.TemporaryDirectory(prefix="mmcourse-claims-") as tmp:
         work = Path(workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
+        # Every run executes the same copy, beside the original so that relative paths
+        # resolve, even if the chapter is edited while the runs go on.
+        copy = notebook.with_name(f".claims-{os.getpid()}-{notebook.name}")
+        copy.write_text(json.dumps(source), encoding="utf-8")
 
         def one(run: Run) -> tuple[Run, dict]:
             log(f"{notebook.stem}: {run.name} …")
-            return run, execute(notebook, run, work)
+            return run, execute(copy, run, work)
 
-        executed = [one(plan[0])]
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            executed += list(pool.map(one, plan[1:]))
+        try:
+            executed = [one(plan[0])]
+            with ThreadPoolExecutor(max(1, jobs)) as pool:
+                executed += list(pool.map(one, plan[1:]))
+        finally:
+            copy.unlink(missing_ok=True)
     claims = {index: Claim(notebook.stem, index, claim_text("".join(cell["source"])))
-              for index, cell in assert_cells(json.loads(notebook.read_text(encoding="utf-8")))}
+              for index, cell in assert_cells(source)}
     for run, result in executed:
         cells = dict(assert_cells(result))
         for index, claim in claims.items():

@@ -167,7 +167,8 @@ class FitResult:
 
     ``history`` maps ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
     ``lr`` and ``epoch_seconds`` to one value per epoch; ``best_epoch`` (1-based) and
-    ``best_score`` refer to the monitored validation metric; ``seconds`` and
+    ``best_score`` refer to the metric named by ``monitor`` (a history key: a validation
+    metric, or a training one when there is no validation data); ``seconds`` and
     ``samples_per_second`` cover the training epochs run in this call.
     """
 
@@ -178,15 +179,17 @@ class FitResult:
     samples_per_second: float = 0.0
     stopped_early: bool = False
     resumed_from: int = 0
+    monitor: str = "val_accuracy"
 
     def report(self) -> str:
-        """A one-line summary: epochs, best validation score, time and throughput."""
+        """A one-line summary: epochs, the best value of the monitored metric, time and
+        throughput."""
         epochs = len(self.history.get("train_loss", []))
         resumed = f", resumed after epoch {self.resumed_from}" if self.resumed_from else ""
         stop = ", stopped early" if self.stopped_early else ""
         timing = (f"{self.seconds:.1f} s, {self.samples_per_second:,.0f} samples/s"
                   if self.seconds else "nothing left to train")
-        return (f"{epochs} epochs{resumed}{stop}; best val score {self.best_score:.4f} at "
+        return (f"{epochs} epochs{resumed}{stop}; best {self.monitor} {self.best_score:.4f} at "
                 f"epoch {self.best_epoch}; {timing}")
 
 
@@ -287,7 +290,7 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
                               seed=seed)
     maximise = not monitor.endswith("loss")
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds")
-    result = FitResult(history={k: [] for k in keys})
+    result = FitResult(history={k: [] for k in keys}, monitor=monitor)
     best_state, start, since_best = None, 0, 0
 
     checkpoint = Path(checkpoint) if checkpoint is not None else None

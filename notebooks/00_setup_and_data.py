@@ -45,7 +45,8 @@
 # they break (chapters 01, 03, 04 and 06 show where), and adds what it leaves out:
 # the objectives, real data, measurements and baselines. `docs/post.md` lists what is
 # kept, corrected and added chapter by chapter and answers the post's three questions;
-# `docs/glossary.md` gives every term of the post in English and Chinese.
+# the [glossary](../docs/glossary.md) gives every term of the post in English and
+# Chinese.
 
 # %% [markdown]
 # ## Setup

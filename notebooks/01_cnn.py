@@ -37,6 +37,8 @@
 # | 5 | what it learned: filters and feature maps |
 # | 6 | an interactive kernel sliding over a real image |
 # | 7 | a pretrained EfficientNet on the stamp photographs |
+#
+# The post's terms in English and Chinese: [glossary](../docs/glossary.md).
 
 # %% [markdown]
 # ## Setup
@@ -111,7 +113,7 @@ def shift_right(x, pixels):
 
 
 def post_formula(x, weight, bias):
-    """The post's f(I; W, b) = max_ij W_ij · I_ij + b: image (N, 1, H, W) → (N,)."""
+    """The post's f(I; W, b) = max_ij W_ij · I_ij + b: image (N, 1, H, D) → (N,)."""
     return (weight * x).amax(dim=(-3, -2, -1)) + bias
 
 

@@ -16,6 +16,7 @@
 #
 # # 02 · The RNN text encoder
 #
+# Text in a human language — **natural language (自然语言)** — is the second modality.
 # A caption is a **sequence**: "A koala." is the characters `a`, ` `, `k`, `o`, `a`,
 # `l`, `a`, in that order, and a different caption has a different length. A
 # **recurrent neural network (循环神经网络, RNN)** reads such a sequence one step at a
@@ -37,6 +38,8 @@
 # 4. **A real task**: which of ~60 languages is a stamp caption written in? A
 #    character-level GRU against a strong classical baseline, a bag of character n-grams.
 # 5. **What the encoder learned**: its caption embeddings, projected to 2-D.
+#
+# The post's terms in English and Chinese: [glossary](../docs/glossary.md).
 
 # %% [markdown]
 # ## Setup

@@ -39,6 +39,8 @@
 #    with test sentences never heard in training, SpecAugment, and an honest look at
 #    what the data can and cannot show.
 # 5. **What the encoder learned** — its embeddings of unseen clips, and a summary.
+#
+# The post's terms in English and Chinese: [glossary](../docs/glossary.md).
 
 # %% [markdown]
 # ## Setup

@@ -27,6 +27,8 @@
 # behind one interface, trains every one of them on the same real data (with three seeds
 # in the full run, one in fast mode), and measures what each one buys: accuracy,
 # robustness to a missing or noisy modality, and interpretability.
+#
+# The post's terms in English and Chinese: [glossary](../docs/glossary.md).
 
 # %% [markdown]
 # ## Setup
@@ -63,7 +65,8 @@ print(s)
 #    and a GRU's 64-d text vector are not comparable coordinate by coordinate — their
 #    axes were learned independently. So each modality is first mapped into a shared
 #    space by its own learned projection, $z_m = P_m f_m(x_m) + c_m \in \mathbb{R}^d$.
-# 2. **The weights must be constrained**, or they just rescale $P_m$: with
+# 2. **The weight coefficients (权重系数) must be constrained**, or they just rescale
+#    $P_m$: with
 #    $\alpha, \beta, \gamma \ge 0$ and $\alpha + \beta + \gamma = 1$ the fused vector is a
 #    convex combination of the projected embeddings,
 #    $$F = \sum_m w_m z_m, \qquad w_m \ge 0, \quad \sum_m w_m = 1.$$
@@ -133,7 +136,8 @@ for name, module in sizes.items():
 # %% [markdown]
 # ### Product and convolution, checked by hand
 #
-# The product (乘法) and the convolution (卷积) are the post's other two fusion layers.
+# The product (乘法) and the convolution (卷积) are the post's other two **cross-modal
+# fusion layers (跨模态融合层)**.
 # On the small embeddings above, the product fusion must equal
 # $z_I \odot z_T \odot z_A$ (and $z_I \odot z_A$ when the text is missing), and the
 # convolution fusion must equal its definition written as loops: with $K$ the kernel
@@ -330,12 +334,13 @@ print(f"best fusion: {best} {100 * fused.loc[best, 'mean']:.1f} ± {100 * fused.
       f"margin {100 * (fused.loc[best, 'mean'] - best_single):.1f} points")
 
 # %% [markdown]
-# Every fusion method beats every single modality by a wide margin (in the full run:
-# audio alone 78.9 ± 1.3 %, the weakest fusion, gated, 90.5 ± 2.5 %, the best,
-# attention, 95.6 ± 0.4 %; in fast mode: audio alone 78.8 %, the weakest fusion,
-# product, 91.7 %, the best 95.0 %): the modalities are complementary by construction, and any
+# Every fusion method beats every single modality by a wide margin (in the full run,
+# mean ± SD over three seeds: audio alone 78.9 ± 1.3 %, the fusions from 90.5 ± 2.5 %
+# to 95.6 ± 0.4 %; in fast mode, one seed, audio alone near 77 % and the fusions
+# between about 91 and 95 %): the modalities are complementary by construction, and any
 # way of combining them helps — by far more than the seed-to-seed spread of the full
-# run.
+# run. Which fusion is weakest or best is another matter: neighbours in the table lie
+# within each other's spread, and their order changes with the seed.
 
 # %%
 single, fusions = table.loc[unimodal, "mean"], table.drop(unimodal)["mean"]
@@ -374,8 +379,11 @@ print(f"logistic regression on all three: {100 * linear:.1f} %; "
       f"{at_or_below} of the {len(fusions)} fusions are at or below it (within half a point)")
 
 # %% [markdown]
-# It reaches 95.2 %, and no neural fusion beats it by more than half a point: in the full
-# run only attention (95.6 %) scores above it at all, in fast mode none does. That is no failure of fusion: each modality's evidence here is already
+# It reaches 95.2 %, and no neural fusion beats it by a clear margin: the best fusions
+# land within about a point of it, above or below depending on the seed and on the
+# machine's floating-point sums (in the committed full run only attention, 95.6 %, is
+# above it). Which of them is "best" is noise; that none is clearly better than a linear
+# model is the finding. That is no failure of fusion: each modality's evidence here is already
 # close to linearly readable from simple features (pixel patterns, average spectra,
 # the words), and their noise is independent, so a linear model that weighs all the
 # features at once already combines them well. The neural models must learn their
@@ -387,10 +395,9 @@ print(f"logistic regression on all three: {100 * linear:.1f} %; "
 # %%
 assert abs(linear - 0.952) < 0.01, "chapter 00's logistic regression on all three scores 95.2 %"
 assert len(loaders["train"].dataset) == 2160
-assert at_or_below == len(fusions), \
-    "no neural fusion should beat the linear model by more than half a point"
-assert (fusions > linear).sum() <= 1, \
-    "at most one neural fusion should score above the linear model at all"
+assert fusions.max() < linear + 0.02, \
+    f"no neural fusion should beat the linear model by 2 points or more: {fusions.max():.1%}"
+assert fusions.max() > linear - 0.03, "the best fusions should come within 3 points of it"
 
 # %% [markdown]
 # ## Robustness: a modality missing or noisy at test time
@@ -420,7 +427,11 @@ plt.show()
 # A *dropped* modality is handled by every method's mask (renormalised weights, the
 # neutral element, masked attention), and modality dropout in training taught the
 # models to expect it: accuracy falls back towards what the other two modalities
-# carry, far above the 10 % of chance.
+# carry, far above the 10 % of chance. How far each model falls is one model's draw:
+# the committed full run's gated model (seed 0) loses most without the image (73.8 %)
+# or the audio (59.8 %), far more than the others, while in the fast runs under other
+# seeds it is not the one that falls furthest. One trained model per method cannot say
+# whether gating is more fragile here.
 
 # %%
 dropped = robust[[f"{m} dropped" for m in recipe.MODALITIES]]
@@ -443,12 +454,10 @@ assert (robust["text noised"] < other_noise - 0.02).all(), \
 # With garbled text the multiplicative methods (product, tensor, low-rank) end lowest,
 # below every additive one (sum, learned, gated, concatenation, late, attention): a
 # broken factor corrupts every product it enters. Which additive method holds up best
-# varies from seed to seed; in the seed-0 runs shown here two lose less than all the
-# others. Late fusion only averages each modality's own prediction, so garbled text
-# spoils one vote out of three. The gated model is a different case: it starts lower
-# — on clean data it is the weakest fusion in the full run's table (90.5 %) and the
-# third weakest in fast mode (93.8 %) — so it has less to lose. The next section looks
-# inside its gate.
+# varies from seed to seed, so no ranking among them is a finding. Two mechanisms are
+# worth knowing all the same: late fusion only averages each modality's own prediction,
+# so garbled text spoils one vote out of three, and the gated model can turn a modality
+# down per sample. The next section looks inside its gate.
 
 # %%
 multiplicative = ["product", "tensor", "lowrank"]
@@ -456,11 +465,6 @@ additive = ["sum", "learned", "gated", "concat", "late", "attention"]
 garbled = robust["text noised"]
 assert garbled[multiplicative].max() < garbled[additive].min() - 0.05, \
     "with garbled text every multiplicative method should end 5 points below every additive one"
-loss = robust["clean"] - garbled
-assert loss[["gated", "late"]].max() < loss.drop(["gated", "late"]).min(), \
-    "gated and late fusion should lose less to garbled text than the others"
-assert fusions["gated"] <= fusions.nsmallest(3).max(), \
-    "on clean data the gated model should be among the three weakest fusions"
 
 # %% [markdown]
 # ## Choosing α, β, γ by hand
@@ -526,18 +530,19 @@ print("weights chosen on validation: "
 print(f"test accuracy: chosen weights {100 * picked:.1f} %, equal weights {100 * equal:.1f} %")
 
 # %% [markdown]
-# Weights chosen on validation do no better on the test set than the equal weights the
-# model was trained with — a point or two worse: in the full run 92.8 % against 93.8 %,
-# in fast mode 93.3 % against 95.0 %. The best point of the validation map is not the
-# best point on test, and the head was trained with equal weights. Any one modality alone — a corner of the triangle — is far worse: the trained
-# head expects all three.
+# Weights chosen on validation buy nothing measurable on the test set over the equal
+# weights the model was trained with: the two land within a few points of each other
+# (in the full run 92.8 % against 93.8 %, in fast mode 93.3 % against 95.0 %), on
+# either side depending on the seed. The best point of the validation map is not the
+# best point on test, and the head was trained with equal weights. Any one modality
+# alone — a corner of the triangle — is far worse: the trained head expects all three.
 
 # %%
 corners = {m: recipe.accuracy_with_weights(sum_model, test_embeddings, test_labels,
                                            {k: float(k == m) for k in recipe.MODALITIES})
            for m in recipe.MODALITIES}
-assert equal - 0.03 < picked <= equal, \
-    "weights chosen on validation should do no better on test than equal weights, and lose under 3 points"
+assert abs(picked - equal) < 0.03, \
+    "weights chosen on validation should land within 3 points of equal weights on test"
 assert max(corners.values()) < equal - 0.2, \
     f"one modality alone should lose over 20 points to equal weights: {corners}"
 

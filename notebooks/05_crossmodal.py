@@ -30,6 +30,8 @@
 # | 2 | **adversarial alignment (对抗)**: a modality discriminator behind gradient reversal | the same stamps | category accuracy, and whether a fresh probe can still tell the modalities apart |
 # | 3 | **self-supervised pretraining (自监督)**: InfoNCE on unlabelled pairs, then few labels | AV-digits (image + spoken clip) | test accuracy with 5 and 20 labels per digit, pretrained vs from scratch |
 # | 4 | summary: when each one helps | | |
+#
+# The post's terms in English and Chinese: [glossary](../docs/glossary.md).
 
 # %% [markdown]
 # ## Setup

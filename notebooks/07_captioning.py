@@ -31,6 +31,8 @@
 # | 5 | baselines and the course captioner on held-out stamps | mean ± std over folds split by stamp |
 # | 6 | where the decoder looks | attention maps over the picture |
 # | 7 | summary | |
+#
+# The post's terms in English and Chinese: [glossary](../docs/glossary.md).
 
 # %% [markdown]
 # ## Setup
@@ -241,7 +243,7 @@ assert torch.allclose(context[0], alpha @ keys[0, :2])
 #
 # On a model small enough that every sentence can be listed, a beam as wide as the
 # number of prefixes must return the exact most probable sentence. Here is such a
-# model — a random decoder over a vocabulary of four words plus `<eos>`, at most three
+# model — a random decoder over a vocabulary of three words plus `<eos>`, at most three
 # words — and the check:
 
 # %%

@@ -31,8 +31,8 @@
 # examples. Do not delete or reorder cells.
 #
 # You will write one step of additive attention, train-time (teacher-forced) and
-# test-time (free-running) decoding of a toy model, read the incongruent-image test, and
-# learn a word lexicon with IBM Model 1.
+# test-time (free-running) decoding of a toy model, compare two systems fold by fold
+# (the paired difference), and learn a word lexicon with IBM Model 1.
 
 # %%
 # On Colab: install the course and its data first (elsewhere this cell does nothing).
@@ -50,8 +50,7 @@ from mmcourse.grading.feedback import Notebook
 grader = Notebook("09_translation.ipynb")
 
 # %%
-import math
-
+import numpy as np
 import torch
 
 from mmcourse import seq2seq
@@ -269,34 +268,53 @@ assert abs(p_target_free - 0.324) < 1e-3
 
 # %% [raw]
 # # BEGIN QUESTION
-# name: q4_incongruent
+# name: q4_paired
 # points: 2
 
 # %% [markdown]
-# **Q4 · Reading the incongruent test.** A text + image translator is decoded twice on
-# the same held-out stamps, over 3 folds: with each stamp's own picture and with the
-# pictures shuffled among the stamps. Its chrF per fold:
+# **Q4 · Comparing two systems fold by fold.** Two systems are scored on the same K test
+# folds: `a[k]` and `b[k]` are their scores (BLEU or chrF) on fold `k`. Part of each
+# system's spread over the folds is the folds themselves — an easy fold is easy for
+# both — so compare them by the **paired difference** $d_k = a_k - b_k$, one per fold.
 #
-# | fold | own picture | shuffled pictures |
-# |---|---|---|
-# | 0 | 58.0 | 57.6 |
-# | 1 | 55.1 | 55.3 |
-# | 2 | 60.2 | 59.8 |
+# 1. Write `paired_difference(a, b)` for two sequences of K ≥ 1 numbers (lists or NumPy
+#    arrays of the same length): return the tuple `(mean, std, wins)`, where `mean` is
+#    the mean of $d_k$ over the folds, `std` its standard deviation with ddof 0
+#    (`np.std`'s default), both floats, and `wins` the number of folds in which `a`
+#    scores strictly higher than `b` (an int).
+# 2. Chapter 09's text + image model, its text model and the text + image model with
+#    shuffled pictures scored on three folds as below (rounded; they are in the cell as
+#    `with_picture`, `text_only` and `shuffled`). Set `picture_gain` to
+#    `{"BLEU": ..., "chrF": ...}`: for each metric, what `paired_difference` returns for
+#    `with_picture` − `text_only`; and `shuffle_drop` the same for `with_picture` −
+#    `shuffled`.
 #
-# Set `mean_drop` to the mean over folds of (own − shuffled), `std_own` to the standard
-# deviation over folds of the own-picture scores (NumPy's default, `ddof=0`), and
-# `uses_picture` to `True` if this test shows that the model's translations depend on
-# the picture by more than the fold-to-fold spread, else `False`.
+# | fold | with picture BLEU | text only BLEU | shuffled BLEU | with picture chrF | text only chrF | shuffled chrF |
+# |---|---|---|---|---|---|---|
+# | 0 | 45.67 | 44.64 | 43.44 | 48.65 | 47.60 | 47.35 |
+# | 1 | 50.18 | 49.94 | 46.72 | 51.16 | 51.35 | 48.04 |
+# | 2 | 42.29 | 41.69 | 39.87 | 43.79 | 45.28 | 42.05 |
+#
+# Look at the two results side by side: on which metrics is each difference on the
+# same side in every fold, and how large is its mean against its standard deviation?
+# (Section 7 of the chapter reads these numbers.)
 
 # %% [raw]
 # # BEGIN SOLUTION
 
 # %%
-own = [58.0, 55.1, 60.2]
-shuffled = [57.6, 55.3, 59.8]
-mean_drop = sum(a - b for a, b in zip(own, shuffled)) / 3  # SOLUTION
-std_own = math.sqrt(sum((a - sum(own) / 3) ** 2 for a in own) / 3)  # SOLUTION
-uses_picture = False  # SOLUTION
+def paired_difference(a, b):
+    # BEGIN SOLUTION
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    return float(d.mean()), float(d.std()), int((d > 0).sum())
+    # END SOLUTION
+
+
+with_picture = {"BLEU": [45.67, 50.18, 42.29], "chrF": [48.65, 51.16, 43.79]}
+text_only = {"BLEU": [44.64, 49.94, 41.69], "chrF": [47.60, 51.35, 45.28]}
+shuffled = {"BLEU": [43.44, 46.72, 39.87], "chrF": [47.35, 48.04, 42.05]}
+picture_gain = {m: paired_difference(with_picture[m], text_only[m]) for m in ("BLEU", "chrF")}  # SOLUTION
+shuffle_drop = {m: paired_difference(with_picture[m], shuffled[m]) for m in ("BLEU", "chrF")}  # SOLUTION
 
 # %% [raw]
 # # END SOLUTION
@@ -305,14 +323,47 @@ uses_picture = False  # SOLUTION
 # # BEGIN TESTS
 
 # %%
-assert isinstance(uses_picture, bool), "uses_picture should be True or False"
-assert isinstance(mean_drop, float) and isinstance(std_own, float)
+_got = paired_difference([50.0, 52.0, 47.0], [49.0, 52.5, 45.0])
+assert isinstance(_got, tuple) and len(_got) == 3, \
+    f"paired_difference should return a tuple (mean, std, wins), got {_got!r}"
+assert abs(_got[0] - 5 / 6) < 1e-9, f"mean of the differences [1.0, -0.5, 2.0]: expected 0.8333, got {_got[0]}"
+assert abs(_got[1] - 1.027402) < 1e-5, \
+    f"std of the differences [1.0, -0.5, 2.0] (ddof 0): expected 1.0274, got {_got[1]}"
+assert abs(_got[2] - 2) < 1e-9, f"wins for the differences [1.0, -0.5, 2.0]: expected 2, got {_got[2]}"
+assert isinstance(picture_gain, dict) and set(picture_gain) == {"BLEU", "chrF"}, \
+    "picture_gain should be a dict with the keys 'BLEU' and 'chrF'"
+assert isinstance(shuffle_drop, dict) and set(shuffle_drop) == {"BLEU", "chrF"}, \
+    "shuffle_drop should be a dict with the keys 'BLEU' and 'chrF'"
 
 # %%
 # HIDDEN
-assert abs(mean_drop - 0.2) < 1e-6
-assert abs(std_own - 2.0887) < 1e-3
-assert uses_picture is False
+import numpy as np
+
+from mmcourse.grading.hidden import hidden_seed
+
+_rng = np.random.default_rng(hidden_seed(4))
+for _k in (1, 2, 3, 3, 5, 8):
+    for _as_list in (True, False):
+        _a = np.round(_rng.uniform(20, 60, _k), 2)
+        _b = np.round(_a + _rng.normal(0, 2, _k), 2)
+        _tie = (_rng.random(_k) < 0.25) | ((np.arange(_k) == 1) & (_k > 2))  # a tie is no win
+        _b[_tie] = _a[_tie]
+        _d = _a - _b
+        _want = (float(np.mean(_d)), float(np.std(_d)), int(np.sum(_d > 0)))
+        _got = paired_difference(_a.tolist(), _b.tolist()) if _as_list else paired_difference(_a, _b)
+        assert isinstance(_got, tuple) and len(_got) == 3, (_k, _got)
+        assert abs(_got[0] - _want[0]) < 1e-9 and abs(_got[1] - _want[1]) < 1e-9, (_k, _got, _want)
+        assert int(_got[2]) == _got[2] == _want[2], (_k, _got, _want)
+_with = {"BLEU": [45.67, 50.18, 42.29], "chrF": [48.65, 51.16, 43.79]}
+_other = {"gain": {"BLEU": [44.64, 49.94, 41.69], "chrF": [47.60, 51.35, 45.28]},
+          "drop": {"BLEU": [43.44, 46.72, 39.87], "chrF": [47.35, 48.04, 42.05]}}
+for _name, _answer in (("gain", picture_gain), ("drop", shuffle_drop)):
+    for _m in ("BLEU", "chrF"):
+        _d = np.array(_with[_m]) - np.array(_other[_name][_m])
+        _got = _answer[_m]
+        assert isinstance(_got, tuple) and len(_got) == 3, (_name, _m, _got)
+        assert abs(_got[0] - _d.mean()) < 1e-9 and abs(_got[1] - _d.std()) < 1e-9, (_name, _m)
+        assert _got[2] == int((_d > 0).sum()), (_name, _m)
 
 # %% [raw]
 # # END TESTS

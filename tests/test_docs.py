@@ -52,3 +52,16 @@ def test_readme_and_chapter_00_name_the_post_and_link_the_docs():
     assert "(docs/post.md)" in readme and "(docs/glossary.md)" in readme
     chapter = (ROOT / "notebooks" / "00_setup_and_data.py").read_text()
     assert "docs/post.md" in chapter and "多模态大模型" in chapter
+
+
+def test_every_glossary_term_stands_in_a_chapter_and_every_chapter_links_the_glossary():
+    rows = [line.split("|") for line in (DOCS / "glossary.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| English") and "---" not in line]
+    chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    text = "".join(p.read_text() for p in chapters)
+    # the Chinese column's own term, before any remark in brackets
+    missing = [row[2].strip().split(" (")[0] for row in rows
+               if row[2].strip().split(" (")[0] not in text]
+    assert not missing, f"the glossary promises these terms in a chapter: {missing}"
+    unlinked = [p.name for p in chapters if "](../docs/glossary.md)" not in p.read_text()]
+    assert not unlinked, f"chapters without a link to the glossary: {unlinked}"

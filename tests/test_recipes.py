@@ -22,6 +22,7 @@ def test_every_recipe_has_the_one_shape(name, monkeypatch):
     assert recipe.Settings.__dataclass_params__.frozen
     fields = {f.name for f in dataclasses.fields(recipe.Settings)}
     assert set(recipe.FAST) <= fields, f"FAST names unknown fields {set(recipe.FAST) - fields}"
+    monkeypatch.delenv("MMCOURSE_SEED", raising=False)
     monkeypatch.setenv("MMCOURSE_FAST", "0")
     assert recipe.settings() == recipe.Settings()
     monkeypatch.setenv("MMCOURSE_FAST", "1")

@@ -36,6 +36,9 @@ def test_fit_learns(loaders):
     assert len(result.history["train_loss"]) == 5
     assert result.history["train_loss"][-1] < result.history["train_loss"][0]
     assert result.samples_per_second > 0 and "5 epochs" in result.report()
+    assert f"best val_accuracy {max(result.history['val_accuracy']):.4f}" in result.report()
+    alone = fit(make_model(), train, None, epochs=1, lr=1e-2, progress=False)
+    assert "best train_accuracy" in alone.report(), "the report names what was monitored"
 
 
 class Interrupt(Exception):
