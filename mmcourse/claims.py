@@ -24,6 +24,7 @@ import ast
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,8 @@ from . import config
 SEED_DEPENDENT = ("checkpoints",)
 """Cache kinds that a run must compute itself: trained weights depend on the seed and on
 the thread count."""
+COPY_PREFIX = ".claims-"
+"""The executed copy of a chapter is ``.claims-<pid>-<name>`` beside it (git ignores it)."""
 COLUMNS = ("chapter", "cell", "claim", "held", "runs", "failed in")
 """Columns of the claims table (:func:`write_table`)."""
 
@@ -126,10 +129,14 @@ def execute(notebook: Path, run: Run, workdir: Path, timeout: int = 3600) -> dic
     """
     cache = workdir / f"cache-seed{run.seed}-threads{run.threads}"
     shutil.rmtree(cache, ignore_errors=True)
-    out = workdir / f"seed{run.seed}-threads{run.threads}-{notebook.name.lstrip('.')}"
+    chapter = re.sub(rf"^{re.escape(COPY_PREFIX)}\d+-", "", notebook.name)
+    out = workdir / f"seed{run.seed}-threads{run.threads}-{chapter}"
     env = {**os.environ, "MMCOURSE_FAST": "1", "MMCOURSE_SEED": str(run.seed),
            "OMP_NUM_THREADS": str(run.threads), "MKL_NUM_THREADS": str(run.threads),
-           "MMCOURSE_CACHE": str(cache), "MMCOURSE_CACHE_SHARED": str(config.cache_dir())}
+           "MMCOURSE_CACHE": str(cache), "MMCOURSE_CACHE_SHARED": str(config.cache_dir()),
+           # idle math threads sleep instead of spinning: the same sums, but runs that
+           # share the cores with other runs do not slow each other down many times over
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                "--allow-errors", f"--ExecutePreprocessor.timeout={timeout}",
                "--output", str(out), str(notebook)]
@@ -169,7 +176,7 @@ def check(notebook: Path, seeds: list[int], threads: list[int], jobs: int = 1,
         work.mkdir(parents=True, exist_ok=True)
         # Every run executes the same copy, beside the original so that relative paths
         # resolve, even if the chapter is edited while the runs go on.
-        copy = notebook.with_name(f".claims-{os.getpid()}-{notebook.name}")
+        copy = notebook.with_name(f"{COPY_PREFIX}{os.getpid()}-{notebook.name}")
         copy.write_text(json.dumps(source), encoding="utf-8")
 
         def one(run: Run) -> tuple[Run, dict]:

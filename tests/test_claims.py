@@ -77,6 +77,9 @@ def test_check_runs_a_notebook_per_configuration_and_reports_where_each_claim_he
     assert (config.cache_dir() / "features" / "f.npz").exists()
     assert not (config.cache_dir() / "checkpoints" / "model.pt").exists()
     assert not list(tmp_path.glob(".claims-*")), "the executed copy is removed"
+    kept = sorted(p.name for p in (tmp_path / "runs").glob("*.ipynb"))
+    assert kept == ["seed0-threads1-chapter.ipynb", "seed0-threads2-chapter.ipynb",
+                    "seed1-threads1-chapter.ipynb"]
 
     table = tmp_path / "claims.tsv"
     claims.write_table(table, claims.rows(found, 3))
