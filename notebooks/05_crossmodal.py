@@ -436,16 +436,20 @@ plt.show()
 #
 # * **Category accuracy** barely moves with $\lambda$: the shared head classifies
 #   pictures and captions about as well with the adversary as without — within 5 points
-#   of the $\lambda = 0$ accuracy in the full run (7 in fast mode) — and captions are the
-#   easier modality at every $\lambda$, as with the frozen features of chapter 06's
-#   linear probe (caption 77.5 %, picture 67.6 % on the stamps' five folds).
+#   of the $\lambda = 0$ accuracy in the full run (7 in fast mode) — and captions are
+#   the easier modality: on average over the four strengths they are classified a few
+#   points better than the pictures, and at no strength clearly worse, as with the
+#   frozen features of chapter 06's linear probe (caption 77.5 %, picture 67.6 % on the
+#   stamps' five folds). At a single strength the two can tie: under some seeds of fast
+#   mode they do.
 
 # %%
 for column in ("image category accuracy", "text category accuracy"):
     assert (sweep[column] - sweep.loc[0.0, column]).abs().max() < 0.1, \
         f"{column} should barely move with the reversal strength"
-assert (sweep["text category accuracy"] > sweep["image category accuracy"]).all(), \
-    "captions should be the easier modality at every strength"
+text_lead = sweep["text category accuracy"] - sweep["image category accuracy"]
+assert text_lead.mean() > 0.02, f"captions should be the easier modality on average: {text_lead}"
+assert (text_lead > -0.02).all(), f"captions should be clearly worse at no strength: {text_lead}"
 
 # %% [markdown]
 # * **The model's own discriminator** is fooled: it reads the modality almost perfectly
@@ -602,15 +606,16 @@ plt.show()
 
 # %% [markdown]
 # The audio encoder comes out of pretraining with clear digit clusters (10-NN accuracy
-# 56 % in the full run, 54 % in fast mode, from 21 % at random initialisation); the
-# image encoder much less so (23 % in the full run, 26 % in fast mode, from 15 %) — its
+# 56 % in the full run, 44–54 % in fast mode under seeds 0–2, from about 21 % at random
+# initialisation); the image encoder much less so (23 % in the full run, 23–26 % in fast
+# mode, from 13–16 %) — its
 # 8×8 pictures are noisy and partly occluded (a logistic regression on their pixels
 # reaches only 59.5 % in chapter 00), so there is less digit
 # identity in them to align. Pretraining still moves both away from random.
 
 # %%
 pre, rand = "after pretraining", "random initialisation"
-assert knn[pre, "audio"] > knn[rand, "audio"] + 0.2, "pretraining should cluster the clips by digit"
+assert knn[pre, "audio"] > knn[rand, "audio"] + 0.1, "pretraining should cluster the clips by digit"
 assert knn[pre, "audio"] > knn[pre, "image"] + 0.1, \
     "after pretraining the clips should be grouped by digit better than the pictures"
 assert knn[pre, "image"] > knn[rand, "image"] + 0.02, \
