@@ -64,6 +64,7 @@ if "google.colab" in sys.modules:
 # (`MMCOURSE_FAST=0`). Each recipe's `settings()` holds its numbers for the active mode.
 
 # %% tags=["nbval-ignore-output"]
+import copy
 import dataclasses
 
 import matplotlib.pyplot as plt
@@ -79,7 +80,7 @@ from sklearn.neighbors import NearestCentroid
 from mmcourse import config, data, plots, preprocessing as prep, scratch, session
 from mmcourse.encoders import AudioCRNNEncoder, count_parameters
 from mmcourse.experiments import audio_tasks, spoken_digits, spoken_language
-from mmcourse.metrics import accuracy, confusion_matrix
+from mmcourse.metrics import accuracy
 
 generator, dev = session.start()
 
@@ -360,16 +361,20 @@ plt.show()
 # alone, (b) stops the recurrence at frame $n - 1$ and (c) averages over $n$ frames, not
 # $T_{\max}$. So the clip's embedding in the batch must equal its embedding alone, and
 # must not depend on what the padding holds. Without the lengths, the recurrence keeps
-# running over the padding and the mean divides by $T_{\max}$:
+# running over the padding and the mean divides by $T_{\max}$. The check runs a float64
+# copy of the model, so that "equal" means equal up to round-off (in float32 a batch and
+# a single clip take different summation paths, and their relative error can pass
+# 1e-6 for some initialisations):
 
 # %%
-alone = model(x[short:short + 1, :, :int(lengths[short])])[0]
+model64, x64 = copy.deepcopy(model).double(), x.double()
+alone = model64(x64[short:short + 1, :, :int(lengths[short])])[0]
 padded_with_5 = prep.collate_multimodal([{"audio": c} for c in clips], padding_value=5.0)
 checks = {
-    "in the batch, with lengths = alone": model(x, lengths)[short],
+    "in the batch, with lengths = alone": model64(x64, lengths)[short],
     "padding filled with 5.0, with lengths = alone":
-        model(padded_with_5["audio"].transpose(1, 2), lengths)[short],
-    "in the batch, WITHOUT lengths = alone": model(x)[short],
+        model64(padded_with_5["audio"].transpose(1, 2).double(), lengths)[short],
+    "in the batch, WITHOUT lengths = alone": model64(x64)[short],
 }
 for name, embedding in checks.items():
     same = scratch.relative_error(embedding, alone) < 1e-6
@@ -501,19 +506,16 @@ plt.show()
 # The CRNN misclassifies 6 of the 600 test clips in the full run (99.0 %; fast mode: 4
 # of 240, 98.3 %); the pooled-MFCC logistic regression gets 95.0 % on this split
 # (93.3 % in fast mode; a CNN on MFCCs with a random split is reported at 97 %).
-# The baseline's errors are pairs whose average spectra are alike but whose sounds come
-# in a different order — "eight" taken for "six" in both runs, "two" for "three" in the
-# full one — exactly what the recurrence over frames can tell apart and a bag of frame
-# statistics cannot.
+# The baseline's errors include pairs whose average spectra are alike but whose sounds
+# come in a different order — in the committed full run "eight" taken for "six" and
+# "two" for "three" — which a recurrence over frames can tell apart and a bag of frame
+# statistics cannot. With a few errors on either side, which pairs they hit changes
+# with the seed: under some seeds the CRNN too takes an "eight" for a "six".
 
 # %%
 assert digit_crnn_acc > 0.95, "the CRNN should recognise more than 95 % of the test digits"
 assert digit_crnn_acc > digit_base_acc + 0.02, \
     "the CRNN should beat the pooled-MFCC baseline by more than 2 points"
-eight_as_six = {name: confusion_matrix(pred, digit_true, 10)[8, 6]
-                for name, pred in [("CRNN", digit_pred), ("baseline", digit_base_pred)]}
-assert eight_as_six["baseline"] > eight_as_six["CRNN"], \
-    "the baseline should take 'eight' for 'six' more often than the CRNN"
 
 # %% [markdown]
 # Remember the caveat above: these are new recordings of the six speakers the model
