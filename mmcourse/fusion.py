@@ -301,12 +301,6 @@ class AttentionFusion(_Projected):
         self.modality_embedding = nn.Parameter(torch.zeros(len(self.modalities), dim))
         self.out_dim = dim
 
-    def attention_weights(self, embeddings: Mapping[str, Tensor], mask: Tensor) -> Tensor:
-        """Attention of each modality token on the others, averaged over heads: (N, M, M)."""
-        z = self.stacked(embeddings) + self.modality_embedding
-        _, weights = self.attention(z, z, z, key_padding_mask=~mask, need_weights=True)
-        return weights
-
     def fuse(self, embeddings, mask):
         z = self.stacked(embeddings) + self.modality_embedding
         attended, _ = self.attention(z, z, z, key_padding_mask=~mask, need_weights=False)

@@ -1,8 +1,8 @@
 """A fine-tuned model saved to one file, loaded back, and run on a user's own input.
 
-:func:`save_finetuned` writes the model's weights with everything needed to rebuild it
-(settings, modalities, strategy, categories, spoken language, file format version);
-:func:`load_finetuned` checks the format and rebuilds it without downloading or
+:func:`mmcourse.model_file.save_finetuned` writes the model's weights with everything
+needed to rebuild it (settings, modalities, strategy, categories, spoken language, file
+format version); :func:`load_finetuned` checks the format and rebuilds it without downloading or
 re-loading pretrained weights. :func:`prepare_inputs` turns a PNG, JPEG or SVG picture,
 an English caption and a recorded clip into one batch, through the same preprocessing as
 training (letterbox on white, centre crop, MiniLM word pieces, trimmed log-mel frames);
@@ -15,41 +15,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from .cache import write_atomically
-
-FORMAT = "mmcourse-finetuned"
-"""The ``format`` entry of a fine-tuned model file."""
-FORMAT_VERSION = 1
-"""Files of another version are refused: their layout may differ."""
-
-
-class CheckpointError(ValueError):
-    """A model file that cannot be used: not a fine-tuned model, or another version."""
-
+from .batches import crop_flip_normalize
+from .data.spoken_captions import clip_log_mel
+from .data.stamps import on_white, rasterise_svg
+from .encoders import tokenize_captions
+from .experiments import finetune as recipe
+from .model_file import FORMAT, FORMAT_VERSION, CheckpointError
+from .preprocessing import AudioReadError, letterbox
+from .train import model_device, to_device
 
 class InputError(ValueError):
     """A user input that cannot be read, or a modality the model needs but did not get."""
 
 
-def save_finetuned(path: str | Path, net: nn.Module, s, modalities, categories: list,
-                   language: str) -> Path:
-    """Write ``net`` (trained with settings ``s`` on ``modalities``) to ``path``."""
-    base = net.module if hasattr(net, "module") else net
-    record = {"format": FORMAT, "version": FORMAT_VERSION,
-              "settings": dataclasses.asdict(s), "modalities": list(modalities),
-              "strategy": getattr(base, "strategy", "full"), "categories": list(categories),
-              "audio_language": language,
-              "model": {k: v.cpu() for k, v in base.state_dict().items()}}
-    return write_atomically(Path(path), lambda tmp: torch.save(record, tmp))
-
-
 def load_finetuned(path: str | Path, device: torch.device | str = "cpu"):
     """The model saved at ``path``, in eval mode on ``device``, and its record (the saved
     dict without the weights; ``record["settings"]`` is a recipe Settings)."""
-    from .experiments import finetune as recipe
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; train a model first with "
@@ -83,19 +67,15 @@ def load_finetuned(path: str | Path, device: torch.device | str = "cpu"):
 
 def read_picture(path: str | Path):
     """A PNG, JPEG or SVG file as an RGB PIL image on white, or InputError."""
-    from PIL import Image, UnidentifiedImageError
-
-    from .data.stamps import _on_white, _rasterise_svg
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"picture {path} does not exist")
     try:
         if path.suffix.lower() == ".svg":
-            return _on_white(_rasterise_svg(path, 512))
+            return on_white(rasterise_svg(path, 512))
         with Image.open(path) as image:
             image.load()
-            return _on_white(image)
+            return on_white(image)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise InputError(f"cannot read {path} as a picture (PNG, JPEG or SVG): {err}") from err
 
@@ -105,18 +85,13 @@ def prepare_inputs(record: dict, image: str | Path | None = None, caption: str |
     """One-sample batch for a model saved with ``record``: the inputs of its modalities,
     preprocessed as in training. A missing picture or caption the model needs raises
     InputError; a missing clip is marked absent (the model was trained with some)."""
-    from .batches import crop_flip_normalize
-    from .encoders import tokenize_captions
-    from .experiments.finetune import picture_size
-    from .preprocessing import letterbox
-
     s, modalities = record["settings"], record["modalities"]
     batch: dict = {}
     if "image" in modalities:
         if image is None:
             raise InputError("this model reads a picture: give the path of a PNG, JPEG or "
                              "SVG file")
-        picture = letterbox(read_picture(image), picture_size(s.size))
+        picture = letterbox(read_picture(image), recipe.picture_size(s.size))
         pixels = torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None]
         batch["image"] = crop_flip_normalize(pixels, s.size, train=False)
     if "text" in modalities:
@@ -140,25 +115,19 @@ def prepare_inputs(record: dict, image: str | Path | None = None, caption: str |
 def clip_frames(path: str | Path, s) -> torch.Tensor:
     """A recorded clip as the audio tower's frames (T, n_mels), as in training (see
     :func:`mmcourse.data.spoken_captions.clip_log_mel`), frames pooled and cut."""
-    from .data.spoken_captions import clip_log_mel
-    from .experiments.finetune import pool_frames
-    from .preprocessing import AudioReadError
-
     if not Path(path).is_file():
         raise InputError(f"recording {path} does not exist")
     try:
         features = clip_log_mel(path, s.n_mels)
     except (AudioReadError, OSError) as err:
         raise InputError(f"cannot read {path} as audio (WAV, OGG or FLAC): {err}") from err
-    return pool_frames(features, s.frame_pool)[:s.max_frames]
+    return recipe.pool_frames(features, s.frame_pool)[:s.max_frames]
 
 
 @torch.no_grad()
 def predict_files(net: nn.Module, record: dict, image=None, caption=None, audio=None,
                   top: int = 3) -> list[tuple[str, float]]:
     """The ``top`` categories and their probabilities for one user input."""
-    from .train import model_device, to_device
-
     batch = to_device(prepare_inputs(record, image, caption, audio), model_device(net))
     probabilities = net.eval()(batch).float().softmax(-1)[0].cpu()
     values, index = probabilities.topk(min(top, len(probabilities)))

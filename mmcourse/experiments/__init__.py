@@ -78,12 +78,12 @@ def seeded(s, offset: int):
     every tuple of seeds (a field named ``seeds`` or ``…_seeds``). Split and fold seeds
     (``fold_seed``, ``split_seed``) stay, so every seed is measured on the same test set."""
     changes = {}
-    for field in dataclasses.fields(s):
-        value = getattr(s, field.name)
-        if field.name == "seed":
+    for f in dataclasses.fields(s):
+        value = getattr(s, f.name)
+        if f.name == "seed":
             changes["seed"] = value + offset
-        elif field.name.endswith("seeds") and isinstance(value, tuple):
-            changes[field.name] = tuple(v + offset for v in value)
+        elif f.name.endswith("seeds") and isinstance(value, tuple):
+            changes[f.name] = tuple(v + offset for v in value)
     return dataclasses.replace(s, **changes)
 
 

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .. import config
 from ..asr import CTCRecognizer, collate_transcripts, ctc_step, mean_loss, transcribe
 from ..encoders import count_parameters
 from ..metrics import error_rate

@@ -49,6 +49,7 @@ from ..device import PeakMemory, try_gpu
 from ..encoders import tokenize_captions
 from ..finetune import apply_strategy, parameter_groups, trainable_count
 from ..metrics import classification_scores, confusion_matrix
+from ..model_file import save_finetuned
 from ..models import INPUTS, build_model
 from ..train import FitResult, embed, fit, predict
 from . import Outcome, checkpoint, mode_settings
@@ -396,11 +397,9 @@ def finetune_one(s: Settings, strategy: str = "full", modalities=MODALITIES,
     Under ``torch.distributed`` (``world`` processes) the model is wrapped in
     ``DistributedDataParallel`` and each process trains on its share of every global
     batch. With ``out`` (written by rank 0 only): ``metrics.json``, ``model.pt`` (see
-    :func:`mmcourse.inference.save_finetuned`), ``learning_curve.png`` and
+    :func:`mmcourse.model_file.save_finetuned`), ``learning_curve.png`` and
     ``confusion.png``. Returns the metrics dict.
     """
-    from ..inference import save_finetuned
-
     device = (torch.device("cuda", rank % torch.cuda.device_count())
               if world > 1 and torch.cuda.is_available() else try_gpu())
     data = loaders(s, device)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import config, data
+from .. import data
 from ..encoders import count_parameters
 from ..metrics import accuracy
 from ..train import FitResult, fit

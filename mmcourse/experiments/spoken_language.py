@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import config
 from ..encoders import count_parameters
 from ..metrics import accuracy
 from ..train import FitResult, fit
