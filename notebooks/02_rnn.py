@@ -843,8 +843,10 @@ cells.round(3)
 # a dozen characters the vanishing gradient of section 2 hardly bites — a bidirectional
 # encoder with max pooling is never more than a few steps from the evidence — so the
 # gates buy little; they cost parameters (the GRU 2.5×, the LSTM 3.24× those of the tanh
-# RNN) and more time per epoch. Gated cells earn their keep on long sequences: spoken
-# captions have hundreds of frames (chapter 03).
+# RNN) and the arithmetic that goes with them at every step. (The table's seconds per
+# epoch show it on a quiet machine; on a shared one they are too noisy to rank the
+# cells.) Gated cells earn their keep on long sequences: spoken captions have hundreds
+# of frames (chapter 03).
 
 # %%
 trained = cells.loc[list(s.compare_cells)]
@@ -855,8 +857,6 @@ assert (trained["accuracy"] < cells.loc["n-grams", "accuracy"] - 0.02).all(), \
 ratio = trained["parameters"] / trained.loc["rnn", "parameters"]
 assert 2.4 < ratio["gru"] < 2.6 and 3.2 < ratio["lstm"] < 3.3, \
     "a GRU should have about 2.5 and an LSTM about 3.24 times the parameters of a tanh RNN"
-assert (trained.loc[["gru", "lstm"], "s / epoch"] > trained.loc["rnn", "s / epoch"]).all(), \
-    "an epoch of a gated cell should take longer than one of the tanh RNN"
 
 # %% [markdown]
 # ## 5 · What the encoder learned
