@@ -424,7 +424,9 @@ paired.round(1)
 #
 # * **Retrieval beats the captioner alone in every fold** on BLEU and chrF: full −
 #   retrieval is −8.7 ± 3.7 BLEU and −9.5 ± 2.4 chrF, 0 of 4 folds won. On CIDEr the gap
-#   is smaller (−3.7 ± 2.2) and one fold is level.
+#   is smaller (−3.7 ± 2.2) and one fold is level. (Fast mode's two folds of 80 stamps
+#   show the BLEU and chrF gap on average, about 5 points, but under some seeds one fold
+#   is level, and on CIDEr the two are level.)
 # * **The captioner beats the template in every fold**, on all three metrics, by 14 to
 #   23 BLEU and chrF points.
 # * **Gated and retrieval are level**: gated − retrieval is +1.0 ± 1.7 BLEU, −0.6 ± 1.4
@@ -435,12 +437,14 @@ paired.round(1)
 # %%
 gap = lambda a, b, m: per_fold[a][m] - per_fold[b][m]
 for m in ("BLEU", "chrF"):
-    assert (gap("full", "retrieval", m) < 0).all(), f"retrieval beats the captioner in every fold ({m})"
+    assert gap("full", "retrieval", m).mean() < -3, f"retrieval beats the captioner ({m})"
     assert (gap("full", "template", m) > 5).all(), f"the captioner beats the template in every fold ({m})"
     assert abs(gap("gated", "retrieval", m).mean()) < 3, f"gated and retrieval are level ({m})"
-assert gap("full", "retrieval", "CIDEr").mean() < 0
-if not config.fast():  # four folds: each metric's sign changes from fold to fold
-    for m in ("BLEU", "chrF", "CIDEr"):
+if not config.fast():  # the full run's four folds
+    for m in ("BLEU", "chrF"):
+        assert (gap("full", "retrieval", m) < 0).all(), f"retrieval wins every fold ({m})"
+    assert gap("full", "retrieval", "CIDEr").mean() < -2, "and is ahead on CIDEr"
+    for m in ("BLEU", "chrF", "CIDEr"):  # gated against retrieval: the sign changes
         assert 0 < (gap("gated", "retrieval", m) > 0).sum() < len(folds), m
 
 # %% [markdown]
