@@ -268,27 +268,41 @@ def _default_progress(args) -> None:
         args.progress = sys.stderr.isatty() and not os.environ.get("CI")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen command; return its exit status."""
-    from .experiments import RECIPES
-
-    parser = argparse.ArgumentParser(prog="mmcourse", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_install_data(sub) -> None:
+    """The ``install-data`` command's options."""
     p = sub.add_parser("install-data", help="install missing data packages")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     p.add_argument("--required-only", action="store_true", help="skip optional data")
     p.set_defaults(run=_install_data)
+
+
+def _add_info(sub) -> None:
+    """The ``info`` command's options."""
     p = sub.add_parser("info", help="print settings and a summary of the data")
     p.set_defaults(run=_info)
+
+
+def _add_bench(sub) -> None:
+    """The ``bench`` command's options."""
+    from .experiments import RECIPES
+
     p = sub.add_parser("bench", help="run training recipes and print metrics and times")
     p.add_argument("recipes", nargs="*", metavar="recipe",
                    help="recipe names (default: all): " + ", ".join(RECIPES))
     _progress_flag(p)
     p.set_defaults(run=_bench)
+
+
+def _add_exercises(sub) -> None:
+    """The ``exercises`` command's options."""
     p = sub.add_parser("exercises", help="regenerate the exercises from solutions/")
     p.add_argument("--check", action="store_true", help="only report stale files")
     p.add_argument("--only", nargs="+", metavar="NAME", help="regenerate only these masters")
     p.set_defaults(run=_exercises)
+
+
+def _add_grade(sub) -> None:
+    """The ``grade`` command's options."""
     p = sub.add_parser("grade", help="grade a folder of submitted notebooks")
     p.add_argument("submissions", help="folder of submitted .ipynb files")
     p.add_argument("--csv", help="where to write the scores (default: DIR-grades.csv)")
@@ -297,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory", type=float, default=6,
                    help="GiB of address space each notebook may use (default 6)")
     p.set_defaults(run=_grade)
+
+
+def _add_pack(sub) -> None:
+    """The ``pack`` command's options."""
     p = sub.add_parser("pack", help="write an offline bundle of the data and weights")
     p.add_argument("dest", help="folder to write (use it as MMCOURSE_DATA_ROOT)")
     p.add_argument("--stamps", type=int, help="pack only the first N stamps (for tests)")
@@ -318,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="afterwards, compare the encoders' outputs on N stamps, "
                         "installed vs bundle")
     p.set_defaults(run=_pack)
+
+
+def _add_finetune(sub) -> None:
+    """The ``finetune`` command's options."""
     p = sub.add_parser("finetune", help="fine-tune the full model on the stamps (chapter 06)")
     p.add_argument("--strategy", default="full", choices=("partial", "full", "lora"),
                    help="what to train (default full)")
@@ -340,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/finetune", help="output folder (default runs/finetune)")
     _progress_flag(p)
     p.set_defaults(run=_finetune)
+
+
+def _add_predict(sub) -> None:
+    """The ``predict`` command's options."""
     p = sub.add_parser("predict", help="top categories of a fine-tuned model for your input")
     p.add_argument("checkpoint", help="model.pt written by `finetune`")
     p.add_argument("image", nargs="?", help="a PNG, JPEG or SVG picture")
@@ -347,10 +373,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio", help="a recorded caption (WAV, OGG or FLAC)")
     p.add_argument("--top", type=int, default=3, help="categories to show (default 3)")
     p.set_defaults(run=_predict)
+
+
+def _add_badges(sub) -> None:
+    """The ``badges`` command's options."""
     p = sub.add_parser("badges", help="sync the notebooks' Colab/Binder badges and install "
                                       "cells with the repository address")
     p.add_argument("--check", action="store_true", help="only report what is out of date")
     p.set_defaults(run=_badges)
+
+
+def _add_claims(sub) -> None:
+    """The ``claims`` command's options."""
     p = sub.add_parser("claims", help="run chapters under several seeds and thread counts "
                                       "and report where each assert cell held")
     p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="executed chapter .ipynb")
@@ -367,6 +401,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", metavar="DIR",
                    help="keep the executed notebooks in DIR (default: a temporary folder)")
     p.set_defaults(run=_claims)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; return its exit status."""
+    parser = argparse.ArgumentParser(prog="mmcourse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_install_data, _add_info, _add_bench, _add_exercises, _add_grade,
+                _add_pack, _add_finetune, _add_predict, _add_badges, _add_claims):
+        add(sub)
     args = parser.parse_args(argv)
     _default_progress(args)
     try:

@@ -220,6 +220,42 @@ def _logsumexp(*xs: float) -> float:
     return top + math.log(sum(math.exp(x - top) for x in xs))
 
 
+def _extend(beams: dict, frame, candidates: list[int], blank: int, lm, lm_weight: float,
+            insertion_bonus: float) -> dict[tuple, list[float]]:
+    """One frame of :func:`prefix_beam_search`: every prefix of ``beams`` (prefix →
+    (log p_b, log p_nb, bonus so far)) extended by each of ``candidates`` with the frame's
+    log-probabilities ``frame`` (C,); prefixes reached in several ways add their
+    probabilities. An extension prefix + c adds ``insertion_bonus`` and, with an ``lm``,
+    ``lm_weight · lm(prefix, c)`` to the bonus."""
+    nxt: dict[tuple, list[float]] = {}
+
+    def add(prefix, pb, pnb, bonus):
+        if prefix in nxt:
+            old = nxt[prefix]
+            nxt[prefix] = [_logsumexp(old[0], pb), _logsumexp(old[1], pnb), old[2]]
+        else:
+            nxt[prefix] = [pb, pnb, bonus]
+
+    for prefix, (pb, pnb, bonus) in beams.items():
+        total = _logsumexp(pb, pnb)
+        for c in candidates:
+            p = frame[c]
+            if c == blank:
+                add(prefix, total + p, -math.inf, bonus)
+                continue
+            last = prefix[-1] if prefix else None
+            extension = prefix + (c,)
+            extra = bonus + insertion_bonus
+            if lm is not None:
+                extra += lm_weight * lm(prefix, c)
+            if c == last:
+                add(prefix, -math.inf, pnb + p, bonus)      # the repeat merges
+                add(extension, -math.inf, pb + p, extra)    # needs a blank between
+            else:
+                add(extension, -math.inf, total + p, extra)
+    return nxt
+
+
 def prefix_beam_search(log_probs: Tensor, beam: int = 8, blank: int = 0,
                        lm: Callable[[tuple, int], float] | None = None,
                        lm_weight: float = 0.5, insertion_bonus: float = 0.0,
@@ -250,32 +286,7 @@ def prefix_beam_search(log_probs: Tensor, beam: int = 8, blank: int = 0,
     for frame in lp:
         top = np.argsort(frame)[::-1][:beam]
         candidates = [int(c) for c in top if frame[c] >= prune and c != blank] + [blank]
-        nxt: dict[tuple, list[float]] = {}
-
-        def add(prefix, pb, pnb, bonus):
-            if prefix in nxt:
-                old = nxt[prefix]
-                nxt[prefix] = [_logsumexp(old[0], pb), _logsumexp(old[1], pnb), old[2]]
-            else:
-                nxt[prefix] = [pb, pnb, bonus]
-
-        for prefix, (pb, pnb, bonus) in beams.items():
-            total = _logsumexp(pb, pnb)
-            for c in candidates:
-                p = frame[c]
-                if c == blank:
-                    add(prefix, total + p, -math.inf, bonus)
-                    continue
-                last = prefix[-1] if prefix else None
-                extension = prefix + (c,)
-                extra = bonus + insertion_bonus
-                if lm is not None:
-                    extra += lm_weight * lm(prefix, c)
-                if c == last:
-                    add(prefix, -math.inf, pnb + p, bonus)      # the repeat merges
-                    add(extension, -math.inf, pb + p, extra)    # needs a blank between
-                else:
-                    add(extension, -math.inf, total + p, extra)
+        nxt = _extend(beams, frame, candidates, blank, lm, lm_weight, insertion_bonus)
         ranked = sorted(((prefix, v) for prefix, v in nxt.items()
                          if max(v[0], v[1]) > -math.inf),
                         key=lambda kv: -(_logsumexp(kv[1][0], kv[1][1]) + kv[1][2]))

@@ -97,6 +97,25 @@ def greedy_decode(step: StepFn, state, bos: int, eos: int, max_len: int
     return [(seq, float(s)) for seq, s in zip(out, scores.tolist())]
 
 
+def _best_extensions(total: torch.Tensor, vocab: int, beam_size: int, eos: int):
+    """Among the extensions ``total`` (K · V scores, hypothesis-major), best first: those
+    that write ``eos`` as (hypothesis, score) pairs, and the ``beam_size`` best others
+    as their hypotheses, tokens and scores. Up to 2 · ``beam_size`` candidates are
+    read, enough to fill the beam even if ``beam_size`` of them end."""
+    order = total.topk(min(total.numel(), 2 * beam_size)).indices
+    ended, rows, tokens, scores = [], [], [], []
+    for flat in order.tolist():
+        row, tok = divmod(flat, vocab)
+        score = float(total[flat])
+        if tok == eos:
+            ended.append((row, score))
+        elif len(rows) < beam_size:
+            rows.append(row)
+            tokens.append(tok)
+            scores.append(score)
+    return ended, rows, tokens, scores
+
+
 @torch.no_grad()
 def beam_search(step: StepFn, state, bos: int, eos: int, beam_size: int, max_len: int,
                 length_penalty: float = 0.0) -> list[tuple[list[int], float]]:
@@ -133,18 +152,10 @@ def beam_search(step: StepFn, state, bos: int, eos: int, beam_size: int, max_len
         log_probs, state = step(tokens, state)
         vocab = log_probs.shape[-1]
         total = (scores[:, None] + log_probs.double()).flatten()
-        # enough candidates to fill the beam even if up to beam_size of them end in <eos>
-        order = total.topk(min(total.numel(), 2 * beam_size)).indices
-        keep_rows, keep_tokens, keep_scores = [], [], []
-        for flat in order.tolist():
-            row, tok = divmod(flat, vocab)
-            score = float(total[flat])
-            if tok == eos:
-                finish(prefixes[row], score, t + 1)
-            elif len(keep_rows) < beam_size:
-                keep_rows.append(row)
-                keep_tokens.append(tok)
-                keep_scores.append(score)
+        ended, keep_rows, keep_tokens, keep_scores = _best_extensions(total, vocab, beam_size,
+                                                                      eos)
+        for row, score in ended:
+            finish(prefixes[row], score, t + 1)
         if not keep_rows:
             break
         prefixes = [prefixes[r] + [tok] for r, tok in zip(keep_rows, keep_tokens)]

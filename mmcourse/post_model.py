@@ -239,13 +239,22 @@ def post_model_problems(batch_size: int = 2, image_size: int = 64,
 
 
 def _problems(net: PostMultiModalNet, batch: dict[str, Tensor], size: int) -> list[PostProblem]:
+    """The sketch's problems, each found by running its line (see :func:`post_model_problems`)."""
+    x1, x2, x3, pooled, forced = _forced_inputs(net, batch, size)
+    x = torch.cat((x1, x2, x3), dim=1)
+    return [_pretrained_problem(net), *forced, _no_fusion_problem(net, x1, x2, x3, x),
+            _feature_size_problem(net, x), _batch_as_sequence_problem(net, pooled),
+            _lstm_tuple_problem(net, pooled)]
+
+
+def _pretrained_problem(net: PostMultiModalNet) -> PostProblem:
+    """``models.resnet50(pretrained=True)``: what the deprecated flag means and loads."""
     from torchvision.models import ResNet50_Weights
 
-    n = batch["image"].shape[0]
     legacy, default = ResNet50_Weights.IMAGENET1K_V1, ResNet50_Weights.DEFAULT
     said = pretrained_flag_problem().splitlines()
     kind = said[0].split(":", 1)[0]
-    problems = [PostProblem(
+    return PostProblem(
         "pretrained", "self.cnn = models.resnet50(pretrained=True)", kind,
         "\n".join(line.removeprefix(f"{kind}: ") for line in said),
         f"`pretrained` is deprecated since torchvision 0.13; `pretrained=True` means "
@@ -255,9 +264,17 @@ def _problems(net: PostMultiModalNet, batch: dict[str, Tensor], size: int) -> li
         f"(= ResNet50_Weights.DEFAULT, ImageNet top-1 "
         f"{default.meta['_metrics']['ImageNet-1K']['acc@1']} % against "
         f"{legacy.meta['_metrics']['ImageNet-1K']['acc@1']} %).",
-        {"cnn.fc.weight": tuple(net.cnn.fc.weight.shape)})]
+        {"cnn.fc.weight": tuple(net.cnn.fc.weight.shape)})
 
+
+def _forced_inputs(net: PostMultiModalNet, batch: dict[str, Tensor], size: int):
+    """``x1, x2, x3 = self.cnn(x[0]), self.cnn(x[1]), self.cnn(x[2])``: the picture, then
+    the text and the audio, which the image network cannot take and which are faked as
+    pictures. Returns the three outputs, the three pooled 2048-d features (N, 2048) and
+    the two problems."""
+    n = batch["image"].shape[0]
     pooled: list[Tensor] = []
+    problems = []
     hook = net.cnn.avgpool.register_forward_hook(lambda m, i, out: pooled.append(out.flatten(1)))
     try:
         x1 = net.cnn(batch["image"])
@@ -296,11 +313,18 @@ def _problems(net: PostMultiModalNet, batch: dict[str, Tensor], size: int) -> li
     finally:
         hook.remove()
     assert len(pooled) == 3, "the hook sees the three successful ResNet calls"
+    return x1, x2, x3, pooled, problems
 
-    x = torch.cat((x1, x2, x3), dim=1)
+
+def _no_fusion_problem(net: PostMultiModalNet, x1: Tensor, x2: Tensor, x3: Tensor,
+                       x: Tensor) -> PostProblem:
+    """``torch.cat((x1, x2, x3), dim=1)``: logits side by side, nothing fused."""
+    from torchvision.models import ResNet50_Weights
+
+    legacy = ResNet50_Weights.IMAGENET1K_V1
     classes = legacy.meta["categories"]  # shipped with torchvision: no download
     fusion_params = 0  # torch.cat has none; the first layer that sees all three is the LSTM
-    problems.append(PostProblem(
+    return PostProblem(
         "no_fusion", "x = torch.cat((x1, x2, x3), dim=1)", None,
         f"no fusion layer: the three inputs are concatenated as {net.cnn.fc.out_features}-way "
         f"ImageNet logits (the ResNet's fc has {net.cnn.fc.out_features} outputs, one per "
@@ -315,23 +339,30 @@ def _problems(net: PostMultiModalNet, batch: dict[str, Tensor], size: int) -> li
         f"embeddings (mmcourse.fusion; here `lstm`, which reads the projected modalities "
         f"as a sequence).",
         {"x1": tuple(x1.shape), "x2": tuple(x2.shape), "x3": tuple(x3.shape),
-         "torch.cat": tuple(x.shape)}))
+         "torch.cat": tuple(x.shape)})
 
+
+def _feature_size_problem(net: PostMultiModalNet, x: Tensor) -> PostProblem:
+    """``self.rnn(x)`` on the concatenated logits: the wrong width."""
     err = _raised(net.rnn, x)
-    problems.append(PostProblem(
+    return PostProblem(
         "feature_size", "x = self.rnn(x)", type(err).__name__, _first_line(err),
         f"3 × {IMAGENET_CLASSES} = {x.shape[1]} concatenated features, but the LSTM was "
         f"built for input_size={net.rnn.input_size}, the width of ResNet-50's pooled "
         f"features, not of its logits: the forward pass of the post's model stops here.",
-        {"input": tuple(x.shape), "input_size": (net.rnn.input_size,)}))
+        {"input": tuple(x.shape), "input_size": (net.rnn.input_size,)})
 
+
+def _batch_as_sequence_problem(net: PostMultiModalNet, pooled: list[Tensor]) -> PostProblem:
+    """``self.rnn(x)`` on a 2-D tensor: the batch read as one sequence."""
+    n = pooled[0].shape[0]
     # even with the right width, a 2-D tensor is one unbatched sequence over the samples
     image_features = pooled[0]  # the image's pooled 2048-d ResNet features, (N, 2048)
     out, _ = net.rnn(image_features)
     moved = image_features.clone()
     moved[0] += 1.0
     leak = float((net.rnn(moved)[0][1:] - out[1:]).abs().max())
-    problems.append(PostProblem(
+    return PostProblem(
         "batch_as_sequence", "x = self.rnn(x)", None,
         f"a 2-D tensor is not a batch of sequences: nn.LSTM reads (N, features) as one "
         f"unbatched sequence of N time steps, so the samples of a batch are read as "
@@ -342,23 +373,25 @@ def _problems(net: PostMultiModalNet, batch: dict[str, Tensor], size: int) -> li
         f"needs (N, L, features) with batch_first=True: the {len(pooled)} modalities as "
         f"L = {len(pooled)} steps, e.g. (N, 3, {RESNET50_FEATURES}).",
         {"input": tuple(image_features.shape), "output": tuple(out.shape),
-         "expected": (n, len(pooled), RESNET50_FEATURES)}))
+         "expected": (n, len(pooled), RESNET50_FEATURES)})
 
+
+def _lstm_tuple_problem(net: PostMultiModalNet, pooled: list[Tensor]) -> PostProblem:
+    """``self.fc(x)`` on the LSTM's result: a tuple, not a tensor."""
     # give the LSTM the sequence the post presumably meant: the three pooled features
     sequence = torch.stack(pooled, dim=1)
     result = net.rnn(sequence)
     output, (h_n, c_n) = result
     err = _raised(net.fc, result)
     repaired = net.fc(h_n[-1])
-    problems.append(PostProblem(
+    return PostProblem(
         "lstm_tuple", "x = self.fc(x)", type(err).__name__, _first_line(err),
         f"nn.LSTM returns a tuple (output, (h_n, c_n)), not a tensor; even fed the "
         f"sequence it was built for — the three inputs' pooled ResNet features, "
         f"{tuple(sequence.shape)} — its result cannot go to nn.Linear. Take the last "
         f"layer's final state: self.fc(h_n[-1]) gives {tuple(repaired.shape)}.",
         {"lstm input": tuple(sequence.shape), "output": tuple(output.shape),
-         "h_n": tuple(h_n.shape), "c_n": tuple(c_n.shape), "fc(h_n[-1])": tuple(repaired.shape)}))
-    return problems
+         "h_n": tuple(h_n.shape), "c_n": tuple(c_n.shape), "fc(h_n[-1])": tuple(repaired.shape)})
 
 
 def repaired_post_model(num_classes: int = 10, *, image_encoder: str = "small_cnn",

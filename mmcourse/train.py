@@ -241,6 +241,158 @@ def _load_matching_checkpoint(path: Path, signature: dict, device) -> dict | Non
     return None
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, scheduler: str | None, steps: int,
+                   warmup: float = 0.1):
+    """The per-batch learning-rate schedule named ``scheduler`` over ``steps`` batches:
+    ``"onecycle"``, ``"cosine"``, ``"warmup_cosine"`` (a linear warm-up over the first
+    ``warmup`` share of the steps, then cosine decay) or None (constant: returns None)."""
+    if scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=steps)
+    if scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if scheduler == "warmup_cosine":
+        return warmup_cosine(optimizer, round(warmup * steps), steps)
+    if scheduler is not None:
+        raise ValueError("scheduler must be 'onecycle', 'cosine', 'warmup_cosine' or None, "
+                         f"not {scheduler!r}")
+    return None
+
+
+HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
+                "epoch_seconds")
+"""What :func:`fit` records once per epoch (``FitResult.history``)."""
+
+
+def _grad_scaler(device: torch.device, amp: bool):
+    """A loss scaler where autocast runs in float16 on CUDA (bfloat16 needs none), else
+    None."""
+    if amp and device.type == "cuda" and autocast_dtype(device) == torch.float16:
+        return torch.amp.GradScaler("cuda")
+    return None
+
+
+@dataclass
+class _Run:
+    """What one call of :func:`fit` trains with, and where it stands between epochs."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    params: list
+    loss_fn: Callable
+    forward: Callable
+    device: torch.device
+    amp: bool
+    clip_grad: float | None
+    scaler: object = None
+    best_state: dict | None = None
+    since_best: int = 0
+
+
+def _train_epoch(run: _Run, loader: Iterable, bar_desc: str, progress: bool
+                 ) -> tuple[float, float, int]:
+    """One pass over ``loader``: forward, backward, clipping, optimiser and scheduler
+    steps per batch. Returns (mean training loss, training accuracy, samples)."""
+    run.model.train()
+    total_loss, correct, count = 0.0, 0, 0
+    bar = tqdm(loader, desc=bar_desc, leave=False, disable=not progress)
+    for batch in bar:
+        batch = to_device(batch, run.device)
+        with _autocast(run.device, run.amp):
+            output, target = run.forward(run.model, batch)
+            output, extra = _split_extra(output)
+            loss = run.loss_fn(output.float(), target) + extra
+        run.optimizer.zero_grad(set_to_none=True)
+        if run.scaler is not None:
+            run.scaler.scale(loss).backward()
+            run.scaler.unscale_(run.optimizer)
+        else:
+            loss.backward()
+        if run.clip_grad is not None:
+            nn.utils.clip_grad_norm_(run.params, run.clip_grad)
+        if run.scaler is not None:
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        else:
+            run.optimizer.step()
+        if run.scheduler is not None:
+            run.scheduler.step()
+        n = _batch_size(target)
+        total_loss += float(loss.detach()) * n
+        if output.ndim == 2 and target.ndim == 1:
+            correct += int((output.argmax(-1) == target).sum())
+        count += n
+        bar.set_postfix(loss=f"{total_loss / count:.3f}", acc=f"{correct / count:.3f}")
+    return total_loss / count, correct / count, count
+
+
+def _resume(run: _Run, result: FitResult, checkpoint: Path | None, resume: bool,
+            signature: dict) -> int:
+    """Load a matching checkpoint into ``run`` and ``result``; return the epoch to start
+    from (0 when there is none to resume)."""
+    if checkpoint is None or not resume or not checkpoint.exists():
+        return 0
+    state = _load_matching_checkpoint(checkpoint, signature, run.device)
+    if state is None:
+        return 0
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None and state.get("scheduler"):
+        run.scheduler.load_state_dict(state["scheduler"])
+    result.history = {k: list(v) for k, v in state["history"].items()}
+    result.best_epoch, result.best_score = state["best_epoch"], state["best_score"]
+    run.best_state, run.since_best = state["best_model"], state["since_best"]
+    result.resumed_from = state["epoch"]
+    return state["epoch"]
+
+
+def _record_epoch(run: _Run, result: FitResult, val_loader: Iterable | None,
+                  train: tuple[float, float], seconds: float) -> None:
+    """Append one epoch to the history: training loss and accuracy, learning rate, time,
+    and the validation loss and accuracy when there is a validation loader."""
+    h = result.history
+    h["train_loss"].append(train[0])
+    h["train_accuracy"].append(train[1])
+    h["lr"].append(run.optimizer.param_groups[0]["lr"])
+    h["epoch_seconds"].append(seconds)
+    if val_loader is not None:
+        scores = evaluate(run.model, val_loader, run.loss_fn, run.device, run.forward, run.amp)
+        h["val_loss"].append(scores["loss"])
+        h["val_accuracy"].append(scores["accuracy"])
+
+
+def _print_epoch(h: dict, epoch: int, seconds: float) -> None:
+    """One line per epoch: training (and validation, when there is some) loss and accuracy."""
+    val = (f", val loss {h['val_loss'][-1]:.4f}, val acc {h['val_accuracy'][-1]:.4f}"
+           if h["val_loss"] else "")
+    print(f"epoch {epoch + 1:>3}: train loss {h['train_loss'][-1]:.4f}, "
+          f"train acc {h['train_accuracy'][-1]:.4f}{val} ({seconds:.1f} s)")
+
+
+def _keep_if_best(run: _Run, result: FitResult, epoch: int, maximise: bool) -> None:
+    """Note epoch ``epoch`` (0-based) as the best so far if its monitored score is."""
+    score = result.history[result.monitor][-1]
+    better = (math.isnan(result.best_score)
+              or (score > result.best_score if maximise else score < result.best_score))
+    if better:
+        result.best_epoch, result.best_score, run.since_best = epoch + 1, score, 0
+        run.best_state = copy.deepcopy(run.model.state_dict())
+    else:
+        run.since_best += 1
+
+
+def _save(run: _Run, result: FitResult, checkpoint: Path, epoch: int, signature: dict) -> None:
+    """Write everything a later call needs to resume after epoch ``epoch`` (0-based)."""
+    snapshot = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict() if run.scheduler is not None else {},
+                "history": result.history, "epoch": epoch + 1,
+                "best_epoch": result.best_epoch, "best_score": result.best_score,
+                "best_model": run.best_state, "since_best": run.since_best,
+                "signature": signature}
+    write_atomically(checkpoint, lambda tmp: torch.save(snapshot, tmp))
+
+
 def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = None, *,
         epochs: int = 10, optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
         weight_decay: float = 0.0, loss_fn: Callable | None = None,
@@ -255,132 +407,47 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
     Args:
         optimizer: defaults to AdamW over the trainable parameters with ``lr`` and
             ``weight_decay``.
-        scheduler: ``"onecycle"`` (one-cycle learning rate, stepped per batch),
-            ``"cosine"`` (cosine decay per batch), ``"warmup_cosine"`` (a linear warm-up
-            over the first ``warmup`` share of the steps, then cosine decay; see
-            :func:`warmup_cosine`) or None (constant).
+        scheduler: see :func:`make_scheduler` (stepped once per batch).
         monitor: the history key that picks the best epoch and drives early stopping;
-            ``val_accuracy`` is maximised, any key ending in ``loss`` minimised. Without a
-            validation loader, ``train_accuracy`` is monitored.
+            ``val_accuracy`` is maximised, any key ending in ``loss`` minimised (without a
+            validation loader, ``train_accuracy`` is monitored).
         patience: stop after this many epochs without improvement (None: never).
     """
     device = device or try_gpu()
     model.to(device)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    steps = epochs * len(train_loader)
-    sched = None
-    if scheduler == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=steps)
-    elif scheduler == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    elif scheduler == "warmup_cosine":
-        sched = warmup_cosine(optimizer, round(warmup * steps), steps)
-    elif scheduler is not None:
-        raise ValueError("scheduler must be 'onecycle', 'cosine', 'warmup_cosine' or None, "
-                         f"not {scheduler!r}")
+    run = _Run(model, optimizer, make_scheduler(optimizer, scheduler, epochs * len(train_loader),
+                                                warmup),
+               params, loss_fn or nn.CrossEntropyLoss(), forward, device, amp, clip_grad,
+               scaler=_grad_scaler(device, amp))
     if val_loader is None and monitor.startswith("val_"):
         monitor = "train_" + monitor[len("val_"):]
+    named = f"{scheduler}({warmup})" if scheduler == "warmup_cosine" else scheduler
     signature = run_signature(model, optimizer, epochs=epochs, steps_per_epoch=len(train_loader),
-                              scheduler=(f"{scheduler}({warmup})" if scheduler == "warmup_cosine"
-                                         else scheduler),
-                              clip_grad=clip_grad, monitor=monitor,
-                              seed=seed)
-    maximise = not monitor.endswith("loss")
-    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds")
-    result = FitResult(history={k: [] for k in keys}, monitor=monitor)
-    best_state, start, since_best = None, 0, 0
-
+                              scheduler=named, clip_grad=clip_grad, monitor=monitor, seed=seed)
+    result = FitResult(history={k: [] for k in HISTORY_KEYS}, monitor=monitor)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    state = (_load_matching_checkpoint(checkpoint, signature, device)
-             if checkpoint is not None and resume and checkpoint.exists() else None)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if sched is not None and state.get("scheduler"):
-            sched.load_state_dict(state["scheduler"])
-        result.history = {k: list(v) for k, v in state["history"].items()}
-        result.best_epoch, result.best_score = state["best_epoch"], state["best_score"]
-        best_state, since_best = state["best_model"], state["since_best"]
-        start = result.resumed_from = state["epoch"]
-
-    scaler = torch.amp.GradScaler("cuda") if (
-        amp and device.type == "cuda" and autocast_dtype(device) == torch.float16) else None
+    start = _resume(run, result, checkpoint, resume, signature)
     samples, train_time = 0, 0.0
     for epoch in range(start, epochs):
-        if patience is not None and since_best >= patience:
+        if patience is not None and run.since_best >= patience:
             result.stopped_early = True
             break
         _seed_epoch(seed, epoch)
-        model.train()
         tic = time.perf_counter()
-        total_loss, correct, count = 0.0, 0, 0
-        bar = tqdm(train_loader, desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
-                   disable=not progress)
-        for batch in bar:
-            batch = to_device(batch, device)
-            with _autocast(device, amp):
-                output, target = forward(model, batch)
-                output, extra = _split_extra(output)
-                loss = loss_fn(output.float(), target) + extra
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if clip_grad is not None:
-                nn.utils.clip_grad_norm_(params, clip_grad)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            if sched is not None:
-                sched.step()
-            n = _batch_size(target)
-            total_loss += float(loss.detach()) * n
-            if output.ndim == 2 and target.ndim == 1:
-                correct += int((output.argmax(-1) == target).sum())
-            count += n
-            bar.set_postfix(loss=f"{total_loss / count:.3f}", acc=f"{correct / count:.3f}")
+        loss, acc, count = _train_epoch(run, train_loader, f"{desc} {epoch + 1}/{epochs}", progress)
         seconds = time.perf_counter() - tic
         train_time += seconds
         samples += count
-        h = result.history
-        h["train_loss"].append(total_loss / count)
-        h["train_accuracy"].append(correct / count)
-        h["lr"].append(optimizer.param_groups[0]["lr"])
-        h["epoch_seconds"].append(seconds)
-        if val_loader is not None:
-            scores = evaluate(model, val_loader, loss_fn, device, forward, amp)
-            h["val_loss"].append(scores["loss"])
-            h["val_accuracy"].append(scores["accuracy"])
-        score = h[monitor][-1]
-        better = (math.isnan(result.best_score)
-                  or (score > result.best_score if maximise else score < result.best_score))
-        if better:
-            result.best_epoch, result.best_score, since_best = epoch + 1, score, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            since_best += 1
+        _record_epoch(run, result, val_loader, (loss, acc), seconds)
+        _keep_if_best(run, result, epoch, maximise=not monitor.endswith("loss"))
         if progress:
-            val = (f", val loss {h['val_loss'][-1]:.4f}, val acc {h['val_accuracy'][-1]:.4f}"
-                   if val_loader is not None else "")
-            print(f"epoch {epoch + 1:>3}: train loss {h['train_loss'][-1]:.4f}, "
-                  f"train acc {h['train_accuracy'][-1]:.4f}{val} ({seconds:.1f} s)")
+            _print_epoch(result.history, epoch, seconds)
         if checkpoint is not None:
-            snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": sched.state_dict() if sched is not None else {},
-                        "history": result.history, "epoch": epoch + 1,
-                        "best_epoch": result.best_epoch, "best_score": result.best_score,
-                        "best_model": best_state, "since_best": since_best,
-                        "signature": signature}
-            write_atomically(checkpoint, lambda tmp: torch.save(snapshot, tmp))
-    if best_state is not None and result.best_epoch != len(result.history["train_loss"]):
-        model.load_state_dict(best_state)
+            _save(run, result, checkpoint, epoch, signature)
+    if run.best_state is not None and result.best_epoch != len(result.history["train_loss"]):
+        model.load_state_dict(run.best_state)
     result.seconds = train_time
     result.samples_per_second = samples / train_time if train_time else 0.0
     return result
