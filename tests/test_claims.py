@@ -103,3 +103,24 @@ def test_a_notebook_that_cannot_run_is_an_error_not_a_result(tmp_path, monkeypat
     nbformat.write(nb, path)
     with pytest.raises(RuntimeError, match="could not be executed"):
         claims.check(path, [0], [1], workdir=tmp_path / "runs")
+
+
+def test_the_committed_table_covers_every_chapter_claim_and_each_held_in_every_run():
+    import csv
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    rows = list(csv.DictReader((root / "benchmarks" / "claims.tsv").open(encoding="utf-8"),
+                               delimiter="\t"))
+    table = {(r["chapter"], int(r["cell"])): r for r in rows}
+    chapters = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    expected = {}
+    for path in chapters:
+        notebook = nbformat.read(path, as_version=4)
+        for index, cell in claims.assert_cells(notebook):
+            expected[path.stem, index] = claims.claim_text("".join(cell["source"]))
+    missing = sorted(set(expected) - set(table))
+    assert not missing, f"assert cells not in benchmarks/claims.tsv (run make claims): {missing}"
+    stale = sorted(k for k in table if k not in expected or table[k]["claim"] != expected[k])
+    assert not stale, f"rows of benchmarks/claims.tsv that no longer match their cell: {stale}"
+    assert all(r["held"] == "4/4" for r in rows), [r for r in rows if r["held"] != "4/4"]
