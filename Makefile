@@ -9,9 +9,12 @@ STAMP := $(VENV)/.mmcourse-installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-cell-timeout=900 -p no:cacheprovider
 # Both cores: one pytest worker per core, each test file (or notebook) kept on one worker,
-# one math-library thread per worker.
+# one math-library thread per worker. With more threads than cores (OMP_NUM_THREADS=2 and
+# two workers), idle threads sleep instead of spinning, or each worker slows the other
+# down several times over; the sums are the same either way.
 JOBS ?= 2
-PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
+PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} \
+          $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 .PHONY: setup lab test unit notebooks exercises grade finetune claims clean
 
