@@ -108,7 +108,7 @@ export STATUS_FILE="$work/status"
 : >"$log"
 printf 'item\tseconds\tstatus\n' >"$times"
 cp "$MMCOURSE_DATA_ROOT/MANIFEST.json" "$out/manifest.json" 2>/dev/null
-"$python" -c 'import mmcourse.config as c; c.print_settings()' >>"$log" 2>&1
+"$python" -c 'import mmcourse.runtime.config as c; c.print_settings()' >>"$log" 2>&1
 start=$(date +%s)
 
 # run ITEM SECONDS_LEFT COMMAND...: time COMMAND (stopped after SECONDS_LEFT), log its

@@ -1,7 +1,7 @@
 """Training-step throughput of chapter 06's model, three ways, in one run.
 
   (a) the course's loop: pictures decoded once and held as uint8 tensors on the device,
-      cropped, flipped and normalised there (mmcourse.batches), channels-last pictures
+      cropped, flipped and normalised there (mmcourse.training.batches), channels-last pictures
       and bfloat16 autocast on a CUDA GPU, and with --compile the model through
       torch.compile (its compilation is not timed);
   (b) a naive loop: every step decodes the PNGs with PIL and letterboxes, crops and
@@ -28,11 +28,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from mmcourse.batches import crop_flip_normalize
-from mmcourse.device import autocast_dtype, try_gpu
-from mmcourse.encoders import tokenize_captions
 from mmcourse.experiments import finetune as recipe
-from mmcourse.train import to_device
+from mmcourse.nn.encoders import tokenize_captions
+from mmcourse.runtime.device import autocast_dtype, try_gpu
+from mmcourse.training.batches import crop_flip_normalize
+from mmcourse.training.train import to_device
 
 
 class NaiveStamps(Dataset):

@@ -34,8 +34,8 @@ import sys
 
 
 def _info(args) -> int:
-    from .config import print_settings
-    from .data.report import data_summary
+    from mmcourse.runtime.config import print_settings
+    from mmcourse.data.report import data_summary
 
     print_settings()
     for key, value in data_summary().items():
@@ -44,7 +44,7 @@ def _info(args) -> int:
 
 
 def _install_data(args) -> int:
-    from .install import install_data
+    from mmcourse.runtime.install import install_data
 
     return install_data(include_optional=not args.required_only, dry_run=args.dry_run)
 
@@ -53,8 +53,8 @@ def _bench(args) -> int:
     import os
 
     os.environ.setdefault("MMCOURSE_FAST", "0")
-    from .config import print_settings
-    from .experiments import RECIPES, run
+    from mmcourse.runtime.config import print_settings
+    from mmcourse.experiments import RECIPES, run
 
     names = args.recipes or list(RECIPES)
     unknown = [n for n in names if n not in RECIPES]
@@ -73,7 +73,7 @@ def _bench(args) -> int:
 
 
 def _exercises(args) -> int:
-    from .grading import generate, stale
+    from mmcourse.grading import generate, stale
 
     if args.check:
         problems = stale()
@@ -87,8 +87,8 @@ def _exercises(args) -> int:
 def _grade(args) -> int:
     from pathlib import Path
 
-    from .grading import grade_folder, summary_table
-    from .grading.sandbox import protection
+    from mmcourse.grading import grade_folder, summary_table
+    from mmcourse.grading.sandbox import protection
 
     folder = Path(args.submissions)
     if not folder.is_dir():
@@ -119,7 +119,7 @@ def _pack(args) -> int:
     import json
 
     from . import pack
-    from .data import load_stamps
+    from mmcourse.data import load_stamps
 
     stamps = load_stamps()
     if args.stamps is not None:
@@ -143,7 +143,7 @@ def _finetune(args) -> int:
     import os
     from pathlib import Path
 
-    from .experiments import finetune as recipe
+    from mmcourse.experiments import finetune as recipe
 
     overrides = {k: v for k, v in {
         "size": args.size, "epochs": args.epochs, "batch_size": args.batch_size,
@@ -209,7 +209,7 @@ def _predict(args) -> int:
 
 
 def _badges(args) -> int:
-    from .launch import problems, sync
+    from mmcourse.runtime.launch import problems, sync
 
     if args.check:
         found = problems()
@@ -246,10 +246,10 @@ def _claims(args) -> int:
 def _known_errors() -> tuple[type[BaseException], ...]:
     """The errors whose message says all a user needs: the command line prints the
     message alone, without a traceback."""
-    from .data.stamps import UnknownLanguageError
+    from mmcourse.data.stamps import UnknownLanguageError
     from .inference import CheckpointError, InputError
-    from .install import DataNotFoundError
-    from .preprocessing.audio import AudioReadError
+    from mmcourse.runtime.install import DataNotFoundError
+    from mmcourse.preprocessing.audio import AudioReadError
 
     return (DataNotFoundError, AudioReadError, UnknownLanguageError, CheckpointError,
             InputError)
@@ -284,7 +284,7 @@ def _add_info(sub) -> None:
 
 def _add_bench(sub) -> None:
     """The ``bench`` command's options."""
-    from .experiments import RECIPES
+    from mmcourse.experiments import RECIPES
 
     p = sub.add_parser("bench", help="run training recipes and print metrics and times")
     p.add_argument("recipes", nargs="*", metavar="recipe",

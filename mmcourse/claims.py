@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config
+from mmcourse.runtime import config
 
 SEED_DEPENDENT = ("checkpoints",)
 """Cache kinds that a run must compute itself: trained weights depend on the seed and on

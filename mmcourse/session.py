@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from . import config, device, plots
+from mmcourse.display import plots
+from mmcourse.runtime import config, device
 
 
 def start(seed: int | None = None) -> tuple[torch.Generator, torch.device]:

@@ -75,8 +75,10 @@ import numpy as np
 import torch
 from IPython.display import Audio, display
 
-from mmcourse import config, data, plots, preprocessing as prep, session
+from mmcourse import data, preprocessing as prep, session
 from mmcourse.data.report import data_summary
+from mmcourse.display import plots
+from mmcourse.runtime import config
 
 generator, dev = session.start()
 
@@ -160,7 +162,7 @@ display(Audio(wave.numpy(), rate=prep.SAMPLE_RATE))
 # a static viewer — it shows its default view.)
 
 # %% tags=["nbval-ignore-output"]
-from mmcourse.widgets import stamp_browser
+from mmcourse.display.widgets import stamp_browser
 
 stamp_browser(stamps, per_page=6, language="fr")
 

@@ -68,9 +68,13 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
-from mmcourse import config, data, encoders, plots, scratch, train, session
+from mmcourse import data, session
 from mmcourse import preprocessing as prep
+from mmcourse.display import plots
 from mmcourse.experiments import cnn
+from mmcourse.nn import encoders, scratch
+from mmcourse.runtime import config
+from mmcourse.training import train
 
 generator, dev = session.start()
 
@@ -208,7 +212,7 @@ plt.show()
 # response tolerant to small shifts.
 #
 # Let us check the output-size formula against the from-scratch layer
-# `mmcourse.scratch.conv2d`, which implements the equation above:
+# `mmcourse.nn.scratch.conv2d`, which implements the equation above:
 
 # %%
 x = torch.randn(1, 3, 28, 28, generator=generator)
@@ -285,7 +289,7 @@ assert last == 16 and 0.3 < last ** 2 / 28 ** 2 < 0.35, \
 # %% [markdown]
 # ## 3 · The layers from scratch, checked against PyTorch
 #
-# `mmcourse.scratch.conv2d` writes the equation as a matrix product: `unfold` lays every
+# `mmcourse.nn.scratch.conv2d` writes the equation as a matrix product: `unfold` lays every
 # $k \times k$ patch (all input channels) out as a column of length $C_\text{in} k^2$,
 # and one product with the kernels reshaped to $C_\text{out} \times C_\text{in}k^2$
 # computes every output at once. `max_pool2d` and `avg_pool2d` take the max or the mean
@@ -411,10 +415,10 @@ plots.show_images(originals + [augment(img) for img in originals],
 plt.show()
 
 # %% [markdown]
-# **Model.** `mmcourse.encoders.SmallCNN`: two stages of (3 × 3 conv → batch norm →
+# **Model.** `mmcourse.nn.encoders.SmallCNN`: two stages of (3 × 3 conv → batch norm →
 # ReLU) × 2 followed by 2 × 2 max pooling, then a 1 × 1 convolution to 128 channels,
 # global average pooling and dropout give a 128-d image embedding; a linear head maps it
-# to 10 classes. `mmcourse.models.build_model` puts the two together as a model of one
+# to 10 classes. `mmcourse.nn.models.build_model` puts the two together as a model of one
 # modality (encoder + head), the same shape the multimodal models of chapter 04 have. **Batch normalisation** standardises each channel over the
 # batch, which lets us train with a large learning rate (and makes the raw [0, 1] input
 # scale harmless).
@@ -427,7 +431,7 @@ print(f"{parameters:,} parameters; fewer than 100 K: {parameters < 100_000}")
 assert parameters < 100_000, "the model must stay under the 100 K parameters of the reference"
 
 # %% [markdown]
-# **Training** goes through the course's one training loop, `mmcourse.train.fit`:
+# **Training** goes through the course's one training loop, `mmcourse.training.train.fit`:
 # AdamW with a one-cycle learning-rate schedule, gradient clipping, a checkpoint after
 # every epoch, and the weights of the best validation epoch restored at the end. If
 # the checkpoint of a finished run exists, it is loaded instead of training again.
@@ -596,7 +600,7 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 import ipywidgets as widgets
 
-from mmcourse.widgets import show_interactive
+from mmcourse.display.widgets import show_interactive
 
 KERNELS = {
     "vertical edge": [[1, 0, -1], [2, 0, -2], [1, 0, -1]],

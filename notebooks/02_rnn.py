@@ -71,9 +71,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcourse import config, data, plots, scratch, preprocessing as prep, session
-from mmcourse.encoders import count_parameters
+from mmcourse import data, preprocessing as prep, session
+from mmcourse.display import plots
 from mmcourse.experiments import rnn
+from mmcourse.nn import scratch
+from mmcourse.nn.encoders import count_parameters
+from mmcourse.runtime import config
 
 generator, dev = session.start()
 
@@ -157,7 +160,7 @@ plt.show()
 # $h_t$ near $\pm 1$. The last state $h_7$ is a 3-number summary of "a koala".
 #
 # The same computation three ways — the loop above, `torch.nn.RNN`, and
-# `mmcourse.scratch.RNN` (the recurrence written with tensor operations, weights copied
+# `mmcourse.nn.scratch.RNN` (the recurrence written with tensor operations, weights copied
 # with `from_torch`) — must give the same states:
 
 # %%
@@ -222,7 +225,7 @@ print(f"T = {T} steps, V = {V} characters, H = {HIDDEN}")
 # batch of $H$ copies and back-propagate $\sum_i h_T[i, i]$, the $i$-th unit of the $i$-th
 # copy: copy $i$ then receives the gradient of unit $i$ alone, so the gradient at $h_t$
 # of copy $i$ is row $i$ of $\partial h_T / \partial h_t$, and the gradient at $x_t$ is row
-# $i$ of $\partial h_T / \partial x_t$. The cells of `mmcourse.scratch` are unrolled by
+# $i$ of $\partial h_T / \partial x_t$. The cells of `mmcourse.nn.scratch` are unrolled by
 # hand here so that every state $h_t$ is a tensor whose gradient we can keep.
 
 # %%
@@ -432,7 +435,7 @@ assert max(reach.values()) / min(reach.values()) < 1e5, \
 # $U_n h_{t-1} + b_{hn}$, *including* the bias $b_{hn}$ — so PyTorch's GRU has two separate
 # candidate biases that cannot be merged, unlike every other bias here.
 #
-# Both are written in `mmcourse.scratch` (`LSTMCell`, `GRUCell`, and the layers `LSTM`,
+# Both are written in `mmcourse.nn.scratch` (`LSTMCell`, `GRUCell`, and the layers `LSTM`,
 # `GRU` that run them over time). Before using them, check them against PyTorch in
 # float64: outputs and last state of a padded batch (lengths 7, 5, 3 and 1, which
 # `torch` handles with packed sequences), the gradients of a random loss with respect to
@@ -661,14 +664,14 @@ for key, value in batch.items():
     print(f"{key:>15}: {tuple(value.shape)} {value.dtype}")
 
 # %% [markdown]
-# The encoder is `mmcourse.encoders.TextRNNEncoder`: an `nn.Embedding` (the one-hot
+# The encoder is `mmcourse.nn.encoders.TextRNNEncoder`: an `nn.Embedding` (the one-hot
 # product $W x_t$ of section 1, as a lookup into a learned table of 64-number character
 # vectors), a **bidirectional** GRU — one GRU reads left to right, another right to left,
 # and their states are concatenated, so every position sees both sides — and **max
 # pooling** over the valid positions, so a tell-tale character or ending anywhere in the
 # caption can decide. A linear layer maps the 128-number embedding to one score per
 # language. Padded positions never reach the GRU: the encoder packs the batch with its
-# lengths. `mmcourse.models.build_model` assembles it: the same `MultimodalModel` that
+# lengths. `mmcourse.nn.models.build_model` assembles it: the same `MultimodalModel` that
 # fuses several modalities in chapter 04, here with the text encoder alone; it reads
 # `tokens` and `tokens_lengths` from the batch dict.
 #
@@ -681,7 +684,7 @@ print(model)
 print(f"{count_parameters(model):,} parameters")
 
 # %% [markdown]
-# Training goes through the course's one loop, `mmcourse.train.fit` (AdamW, a one-cycle
+# Training goes through the course's one loop, `mmcourse.training.train.fit` (AdamW, a one-cycle
 # learning rate, gradient clipping at norm 1, the best validation epoch kept). A
 # finished checkpoint is loaded instead of retrained.
 
@@ -693,7 +696,7 @@ plots.plot_history(result.history, ["train_accuracy", "val_accuracy"],
 plt.show()
 
 # %% tags=["nbval-ignore-output"]
-from mmcourse.metrics import classification_scores
+from mmcourse.training.metrics import classification_scores
 
 truth = dataset.labels["test"]
 rnn_predicted = rnn.rnn_predictions(model, loaders["test"])
@@ -942,7 +945,7 @@ for sentence in SENTENCES.values():
 # %% tags=["nbval-ignore-output"]
 import ipywidgets as widgets
 
-from mmcourse.widgets import show_interactive
+from mmcourse.display.widgets import show_interactive
 
 show_interactive(guess, caption=widgets.Text(value="Un koala qui dort dans un arbre.",
                                              description="caption"))

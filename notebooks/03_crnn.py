@@ -77,10 +77,13 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import ConfusionMatrixDisplay
 from sklearn.neighbors import NearestCentroid
 
-from mmcourse import config, data, plots, preprocessing as prep, scratch, session
-from mmcourse.encoders import AudioCRNNEncoder, count_parameters
+from mmcourse import data, preprocessing as prep, session
+from mmcourse.display import plots
 from mmcourse.experiments import audio_tasks, spoken_digits, spoken_language
-from mmcourse.metrics import accuracy
+from mmcourse.nn import scratch
+from mmcourse.nn.encoders import AudioCRNNEncoder, count_parameters
+from mmcourse.runtime import config
+from mmcourse.training.metrics import accuracy
 
 generator, dev = session.start()
 
@@ -306,7 +309,7 @@ plt.show()
 #    e = \frac{1}{n} \sum_{t < n} h_t.$$
 #
 # (Real models stack several conv blocks, use a GRU or LSTM, and run it in both
-# directions; the structure stays the same.) `mmcourse.scratch.CRNN` implements exactly
+# directions; the structure stays the same.) `mmcourse.nn.scratch.CRNN` implements exactly
 # these four steps with the from-scratch convolution, pooling and recurrence of
 # chapters 01 and 02. Let us run it on a real batch: two French captions of very
 # different length, as 32-band log-mel spectrograms standardised per utterance.
@@ -455,7 +458,7 @@ for key, value in test_batch.items():
 # on its embedding. The full run uses 32 and 64 channels and a GRU of 128 units per
 # direction (a 256-dimensional embedding, 268,804 parameters); fast mode a CRNN half as
 # wide, trained for more epochs on 40 % of the clips. It is built by
-# `mmcourse.models.build_model` as a one-modality `MultimodalModel`: the encoder sits in
+# `mmcourse.nn.models.build_model` as a one-modality `MultimodalModel`: the encoder sits in
 # `model.encoders["audio"]`.
 
 # %% tags=["nbval-ignore-output"]
@@ -464,7 +467,7 @@ print(f"{count_parameters(digit_model):,} parameters, embedding of "
       f"{digit_model.encoders['audio'].out_dim}")
 
 # %% [markdown]
-# Training goes through the course's one loop, `mmcourse.train.fit`: AdamW with a
+# Training goes through the course's one loop, `mmcourse.training.train.fit`: AdamW with a
 # one-cycle learning rate, gradient clipping, a checkpoint after every epoch, the
 # weights of the best validation epoch restored at the end — and if a finished
 # checkpoint exists, it is loaded instead of training again.

@@ -48,9 +48,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmcourse import config, session
+from mmcourse import session
 from mmcourse.experiments import fusion as recipe
-from mmcourse.fusion import FUSIONS, WeightedSum, make_fusion
+from mmcourse.nn.fusion import FUSIONS, WeightedSum, make_fusion
+from mmcourse.runtime import config
 
 generator, dev = session.start()
 s = recipe.settings()
@@ -84,7 +85,7 @@ print(s)
 # at least as expressive; the weighted sum trades capacity for a few interpretable
 # numbers.
 #
-# Our implementation (`mmcourse.fusion.WeightedSum`) with fixed weights computes
+# Our implementation (`mmcourse.nn.fusion.WeightedSum`) with fixed weights computes
 # exactly that formula:
 
 # %%
@@ -481,7 +482,7 @@ assert garbled[multiplicative].max() < garbled[additive].min() - 0.05, \
 # %% tags=["nbval-ignore-output"]
 import ipywidgets as widgets
 
-from mmcourse.widgets import show_interactive
+from mmcourse.display.widgets import show_interactive
 
 sum_model = models["sum"]
 test_embeddings, test_labels = recipe.embed_all(sum_model, loaders["test"])

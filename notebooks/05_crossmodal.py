@@ -70,9 +70,12 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from mmcourse import config, crossmodal, data, plots, session
+from mmcourse import data, session
+from mmcourse.display import plots
+from mmcourse.display.widgets import show_interactive
 from mmcourse.experiments import adversarial, retrieval, self_supervised, stamp_features
-from mmcourse.widgets import show_interactive
+from mmcourse.nn import crossmodal
+from mmcourse.runtime import config
 
 generator, dev = session.start()
 ret, adv, ssl = retrieval.settings(), adversarial.settings(), self_supervised.settings()
@@ -116,7 +119,7 @@ for settings in (ret, adv, ssl):
 #   That is why CLIP **learns** $\tau$ (as $\tau = e^{-t}$ with $t$ a parameter, clamped
 #   at $\tau \ge 0.01$) rather than fixing it.
 #
-# `mmcourse.crossmodal.info_nce` implements the formula; let us check both values.
+# `mmcourse.nn.crossmodal.info_nce` implements the formula; let us check both values.
 
 # %%
 n = 16
@@ -177,7 +180,7 @@ print({part: len(i) for part, i in split.idx.items()})
 # Random projections give an honest baseline. Retrieval is scored with **recall@k**:
 # the share of queries whose true partner is among the $k$ most similar items. With $N$
 # candidates, guessing gives $k/N$ (and 1 once $k \ge N$:
-# `mmcourse.metrics.chance_recall`).
+# `mmcourse.training.metrics.chance_recall`).
 
 # %% tags=["nbval-ignore-output"]
 untrained = retrieval.model(ret)

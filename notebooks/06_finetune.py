@@ -78,12 +78,14 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
 
-from mmcourse import finetune, plots, post_model, session
-from mmcourse.device import autocast_dtype, describe
+from mmcourse import session
+from mmcourse.display import plots
 from mmcourse.experiments import finetune as recipe
 from mmcourse.inference import load_finetuned, predict_files
-from mmcourse.model_file import save_finetuned
-from mmcourse.train import embed
+from mmcourse.nn import finetune, post_model
+from mmcourse.runtime.device import autocast_dtype, describe
+from mmcourse.training.model_file import save_finetuned
+from mmcourse.training.train import embed
 
 generator, dev = session.start()
 s = recipe.settings()
@@ -94,7 +96,7 @@ print(s)
 #
 # The sketch puts three inputs `x[0]`, `x[1]`, `x[2]` (image, text, audio) through one
 # ImageNet ResNet-50, concatenates the three outputs, feeds them to a 2-layer LSTM and
-# classifies with a linear layer. `mmcourse.post_model.PostMultiModalNet` is the sketch
+# classifies with a linear layer. `mmcourse.nn.post_model.PostMultiModalNet` is the sketch
 # line for line (with `weights=None`, so nothing is downloaded), and
 # `post_model_problems()` runs it step by step on inputs of real shapes — a 64×64
 # picture, 12 token ids, 40 MFCC frames — and records what each line does.
@@ -141,7 +143,7 @@ assert "no_fusion" not in raised and "batch_as_sequence" not in raised
 # modality its own encoder: a CNN for the picture, a recurrent text encoder for the
 # tokens, a CRNN for the audio. Each embedding is projected to a common width, the three
 # form a length-3 sequence (N, 3, d), and the LSTM's final hidden state h_n[−1] goes to
-# the head. This is fusion `"lstm"` (`mmcourse.fusion.SequenceFusion`), one more fusion
+# the head. This is fusion `"lstm"` (`mmcourse.nn.fusion.SequenceFusion`), one more fusion
 # beside chapter 04's; it skips a missing modality instead of reading zeros.
 
 # %%
@@ -200,7 +202,7 @@ assert stamp_data.language == "fr" and tensors["audio_present"].sum() > 700
 # %% [markdown]
 # ## 3 · The full model and what to train
 #
-# `recipe.model` builds encoders + fusion + head (`mmcourse.models.build_model`):
+# `recipe.model` builds encoders + fusion + head (`mmcourse.nn.models.build_model`):
 #
 # * **image**: EfficientNet-Lite0 pretrained on ImageNet (1,280-d pooled features);
 # * **text**: all-MiniLM-L6-v2, a 6-layer sentence transformer (384-d, mean-pooled and
@@ -212,7 +214,7 @@ assert stamp_data.language == "fr" and tensors["audio_present"].sum() > 700
 #   marked absent and its audio part is zero;
 # * **head**: dropout and a linear layer to the 10 categories.
 #
-# A **strategy** (`mmcourse.finetune.apply_strategy`) decides what is trained:
+# A **strategy** (`mmcourse.nn.finetune.apply_strategy`) decides what is trained:
 #
 # | strategy | trained | frozen |
 # |---|---|---|
@@ -338,7 +340,7 @@ print(f"probe on image + text, fold 0 ({s.size} px): {probe_accuracy:.1%}")
 
 # %% [markdown]
 # Then **full fine-tuning** of the three-tower model on the same fold: AdamW with one
-# learning rate per part (`mmcourse.finetune.parameter_groups`: EfficientNet, MiniLM,
+# learning rate per part (`mmcourse.nn.finetune.parameter_groups`: EfficientNet, MiniLM,
 # audio CRNN, fusion and head), a linear warm-up over the first 10 % of the steps, then
 # cosine decay. The checkpoint is shared with section 6's table, so a finished run loads
 # instead of training again.

@@ -70,13 +70,14 @@ import pandas as pd
 import sacrebleu
 import torch
 
-from mmcourse import captioning as cap
-from mmcourse import config, session
-from mmcourse.decoding import beam_search, greedy_decode
+from mmcourse import session
 from mmcourse.experiments import captioning as recipe
-from mmcourse.metrics import bleu, chrf
+from mmcourse.nn.seq2seq import AdditiveAttention, AttentionDecoder
 from mmcourse.preprocessing import BOS, EOS, SequenceTokenizer
-from mmcourse.seq2seq import AdditiveAttention, AttentionDecoder
+from mmcourse.runtime import config
+from mmcourse.tasks import captioning as cap
+from mmcourse.tasks.decoding import beam_search, greedy_decode
+from mmcourse.training.metrics import bleu, chrf
 
 generator, dev = session.start()
 s = recipe.settings()
@@ -183,7 +184,7 @@ print("targets:", [tok.vocab.decode(r) for r in targets])
 assert inputs[0, 0] == BOS and targets[0, 3] == EOS and torch.equal(inputs[1, 1:], targets[1, :-1])
 
 # %% [markdown]
-# `mmcourse.seq2seq.AdditiveAttention` is the additive formula above; here it is checked
+# `mmcourse.nn.seq2seq.AdditiveAttention` is the additive formula above; here it is checked
 # against the formula written out for one query, with one memory row masked out (a
 # masked row, such as padding, gets weight 0).
 
@@ -203,7 +204,7 @@ assert torch.allclose(context[0], alpha @ keys[0, :2])
 # %% [markdown]
 # ### The course captioner: what goes into the memory
 #
-# The decoder in `mmcourse.seq2seq.AttentionDecoder` reads *any* memory, so the
+# The decoder in `mmcourse.nn.seq2seq.AttentionDecoder` reads *any* memory, so the
 # captioner (`cap.Captioner`) decides what to put there. Four kinds of rows, joined along
 # $M$:
 #
@@ -237,7 +238,7 @@ assert torch.allclose(context[0], alpha @ keys[0, :2])
 # ("hypotheses") at every step, extends each by every word, and keeps the $K$ best of
 # the $K\,|V|$ extensions by their total log-probability
 # $\log p(y_{1:t}) = \sum_{\tau \le t} \log p(y_\tau \mid y_{<\tau})$; a hypothesis that
-# writes `<eos>` is finished. `mmcourse.decoding.beam_search` works with any model through a
+# writes `<eos>` is finished. `mmcourse.tasks.decoding.beam_search` works with any model through a
 # step function `step(tokens, state) -> (log_probs, state)`; the captioner and
 # chapter 09's translator both provide one.
 #
@@ -307,7 +308,7 @@ assert greedy[1] < narrow[1] < exact[1] and greedy[0] != narrow[0] != exact[0]
 # **chrF** does the same with character n-grams (n = 1…6) and combines precision $P$
 # and recall $R$ as $F_\beta = (1+\beta^2) P R / (\beta^2 P + R)$ with $\beta = 2$ (recall
 # counts more); it gives partial credit for "apples" against "apple". We compute both
-# with `sacrebleu` (`mmcourse.metrics.bleu` and `chrf`, lower-cased, on the 0–100
+# with `sacrebleu` (`mmcourse.training.metrics.bleu` and `chrf`, lower-cased, on the 0–100
 # scale), over each fold's test stamps. A **CIDEr-style** consensus score (`cap.cider`)
 # weights each n-gram by its rarity in the references (TF-IDF), so "a" and "." count
 # for little and "koala" for a lot.

@@ -73,9 +73,11 @@ import torch
 import torch.nn.functional as F
 from torchaudio.functional import edit_distance as torchaudio_edit_distance
 
-from mmcourse import config, ctc, session
+from mmcourse import session
 from mmcourse.experiments import connected_digits, speech_ctc
-from mmcourse.metrics import cer, edit_distance, wer
+from mmcourse.runtime import config
+from mmcourse.tasks import ctc
+from mmcourse.training.metrics import cer, edit_distance, wer
 
 generator, dev = session.start()
 sp, dg = speech_ctc.settings(), connected_digits.settings()
@@ -123,7 +125,7 @@ print(ctc.collapse([1, 1, 1, 2, 2]), "← [1, 1, 1, 2, 2]: runs merge")
 #
 # $$p(\ell \mid x) = \alpha_{T-1}(2S) + \alpha_{T-1}(2S-1).$$
 #
-# Products of many probabilities underflow, so `mmcourse.ctc.ctc_forward` runs the
+# Products of many probabilities underflow, so `mmcourse.tasks.ctc.ctc_forward` runs the
 # recursion on logarithms (sums become `logsumexp`), for a whole batch at once, with
 # each sample's own number of frames and labels. First, on a case small enough to
 # enumerate every path: 5 frames, 3 symbols, $3^5 = 243$ paths.
@@ -165,7 +167,7 @@ fig.colorbar(im, ax=ax)
 plt.show()
 
 # %% [markdown]
-# The course's loss, `mmcourse.ctc.ctc_loss`, takes the same arguments as PyTorch's
+# The course's loss, `mmcourse.tasks.ctc.ctc_loss`, takes the same arguments as PyTorch's
 # `torch.nn.functional.ctc_loss` — log-probabilities (T, N, C), padded targets, input
 # and target lengths, the blank index, a reduction. On random batches with repeated
 # labels, empty targets and different lengths, in float64, it gives the same losses and
@@ -212,7 +214,7 @@ assert worst_value < 1e-5 and worst_grad < 1e-5
 #
 # Captions are normalised to what can be heard: lower case, the letters of the
 # language's alphabet and the space; punctuation and digits become spaces
-# (`mmcourse.transcripts.normalize_transcript`). The character inventory comes from the
+# (`mmcourse.tasks.transcripts.normalize_transcript`). The character inventory comes from the
 # training captions only (`CharTokenizer`, id 0 is the blank). Stamps are split 70/15/15
 # by stamp, as in chapter 03, so no test clip is heard in training. The first run
 # decodes and caches the clips' log-mel frames (64 bands every 10 ms).
@@ -267,7 +269,7 @@ assert np.median(ratio) > 2
 # convolutions over (frequency, time) that pool frequency only, then a bidirectional
 # GRU — but instead of averaging the GRU's outputs over time into one vector, every
 # frame's output goes through a linear layer to $C$ logits and a log-softmax
-# (`mmcourse.asr.CTCRecognizer`). The loss is CTC, divided by each caption's length;
+# (`mmcourse.tasks.asr.CTCRecognizer`). The loss is CTC, divided by each caption's length;
 # training uses the course's one loop `fit` with AdamW and a one-cycle schedule, and
 # keeps the epoch with the lowest validation loss. **SpecAugment** (masking random
 # bands and frames, chapter 03) is a setting of the recipe (`specaugment=True`); it is
@@ -294,7 +296,7 @@ plt.show()
 # between — on the test clips it is the most probable symbol of about half the frames.
 
 # %% tags=["nbval-ignore-output"]
-from mmcourse.asr import log_probs_of
+from mmcourse.tasks.asr import log_probs_of
 
 test_log_probs = log_probs_of(recogniser, loaders["test"])
 k = int(np.argmax([len(t) for t in test_texts[:20]]))

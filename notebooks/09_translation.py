@@ -79,10 +79,10 @@ import pandas as pd
 import torch
 
 from mmcourse import session
-from mmcourse import translation as tr
 from mmcourse.experiments import translation as recipe
-from mmcourse.metrics import bleu, chrf
 from mmcourse.preprocessing.text import SequenceTokenizer, sentence_tokens
+from mmcourse.tasks import translation as tr
+from mmcourse.training.metrics import bleu, chrf
 
 generator, dev = session.start()
 s = recipe.settings()
@@ -252,7 +252,7 @@ assert chrf([h for h, e in zip(retrieved, exact) if not e], [r for r, e in zip(r
 # From uniform probabilities, a pair of words that occur together more often than
 # chance pulls probability towards each other, and each step explains the rest of the
 # sentence better: once "the" takes "la", "house" is left with "maison".
-# `mmcourse.translation.WordLexicon` runs ten steps on a fold's training pairs.
+# `mmcourse.tasks.translation.WordLexicon` runs ten steps on a fold's training pairs.
 
 # %%
 k = 0
@@ -401,7 +401,7 @@ assert len(edits) > len(test_idx) / 2
 #
 # The attention weights $\alpha_{t,\cdot}$ say which source words the decoder reads
 # while writing word $t$ (additive attention, Bahdanau et al., 2015). This decoder is
-# the course's `mmcourse.seq2seq.AttentionDecoder`, the same one that writes captions
+# the course's `mmcourse.nn.seq2seq.AttentionDecoder`, the same one that writes captions
 # in chapter 07; only its memory changes.
 #
 # ### Copying what the decoder cannot spell
@@ -415,7 +415,7 @@ assert len(edits) > len(test_idx) / 2
 # $$p(w) = g_t\, p_{\text{vocab}}(w) + (1 - g_t) \sum_{m:\ x_m = w} \beta_{t,m}, \qquad
 #   g_t = \sigma(w_g^\top [h_t; c_t; E y_{t-1}])$$
 #
-# with $\beta_{t,\cdot}$ a second attention over the word rows. `mmcourse.translation.CopyDecoder`
+# with $\beta_{t,\cdot}$ a second attention over the word rows. `mmcourse.tasks.translation.CopyDecoder`
 # extends the vocabulary with one entry per source position, so a word the decoder has
 # never seen can still be produced. During training a tenth of the source words are
 # hidden behind `<unk>` (word dropout), so the model learns what to do with a word it

@@ -57,7 +57,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmcourse import data, scratch
+from mmcourse import data
+from mmcourse.nn import scratch
 
 test_images, test_labels = data.load_fashion("test")
 # A test image whose first 2 and last 3 columns are empty, so that a shift of 2 pixels

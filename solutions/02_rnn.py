@@ -34,7 +34,7 @@
 # (for text: V, the vocabulary size), hidden size H. Weights follow PyTorch's layout:
 # `W` is (rows, in) and `U` is (rows, H), so one step on a batch computes `x @ W.T`.
 # Build everything from tensor operations (`@`, `torch.tanh`, `torch.sigmoid`, indexing);
-# do not call `torch.nn` layers, `torch.nn.functional` recurrences or `mmcourse.scratch`
+# do not call `torch.nn` layers, `torch.nn.functional` recurrences or `mmcourse.nn.scratch`
 # in your answers — the tests compare against those.
 
 # %%
@@ -59,7 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcourse import data, scratch, preprocessing as prep
+from mmcourse import data, preprocessing as prep
+from mmcourse.nn import scratch
 
 stamps = data.load_stamps()
 
@@ -418,7 +419,7 @@ assert torch.allclose(_hc[0], 0.5 * torch.tanh(0.5 * _c))
 # HIDDEN
 _g = torch.Generator().manual_seed(hidden_seed(41))
 _no_lstm = ("torch.nn.LSTMCell.forward", "torch.nn.LSTM.forward", "torch.lstm_cell",
-            "torch.lstm", "mmcourse.scratch.LSTMCell.forward")
+            "torch.lstm", "mmcourse.nn.scratch.LSTMCell.forward")
 for _n, _in, _hid in [(1, 1, 1), (4, 6, 3), (9, 20, 12)]:
     _cell = nn.LSTMCell(_in, _hid).double()
     with torch.no_grad():

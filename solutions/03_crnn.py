@@ -53,7 +53,8 @@ import numpy as np
 import torch
 import torchaudio
 
-from mmcourse import data, preprocessing as prep, scratch
+from mmcourse import data, preprocessing as prep
+from mmcourse.nn import scratch
 
 stamps = data.load_stamps()
 digits = data.load_spoken_digits()

@@ -30,8 +30,8 @@
 # ones. Do not delete or reorder cells.
 #
 # **What you may import.** `torch`, `numpy`, scikit-learn, `mmcourse.data` and
-# `mmcourse.fusion.presence_mask` are yours to use. The fusion classes of
-# `mmcourse.fusion` — `WeightedSum`, `GatedSum`, `ProductFusion`, `ConvFusion`,
+# `mmcourse.nn.fusion.presence_mask` are yours to use. The fusion classes of
+# `mmcourse.nn.fusion` — `WeightedSum`, `GatedSum`, `ProductFusion`, `ConvFusion`,
 # `TensorFusion`, `LowRankFusion`, `LateFusion`, `AttentionFusion` and `make_fusion` — are
 # the answers: the hidden tests compare your functions with them and refuse them while
 # your functions run, so do not import them (and do not call `F.conv1d` or `nn.Conv1d`
@@ -102,15 +102,15 @@ assert torch.allclose(weighted_sum(_z, {"image": 1, "text": 1}, _mask)[1], torch
 
 # %%
 # HIDDEN
-from mmcourse.fusion import WeightedSum
 from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.nn.fusion import WeightedSum
 
 # the course's fusion classes are the answers: refused while an answer runs
-_ANSWERS = ("mmcourse.fusion.Fusion.forward", "mmcourse.fusion.WeightedSum.sample_weights",
-            "mmcourse.fusion.GatedSum.sample_weights", "mmcourse.fusion._Mixture.fuse",
-            "mmcourse.fusion.ProductFusion.fuse", "mmcourse.fusion.ConvFusion.fuse",
-            "mmcourse.fusion.TensorFusion.fuse", "mmcourse.fusion.LateFusion.fuse",
-            "mmcourse.fusion.LateFusion.per_modality", "mmcourse.fusion.make_fusion")
+_ANSWERS = ("mmcourse.nn.fusion.Fusion.forward", "mmcourse.nn.fusion.WeightedSum.sample_weights",
+            "mmcourse.nn.fusion.GatedSum.sample_weights", "mmcourse.nn.fusion._Mixture.fuse",
+            "mmcourse.nn.fusion.ProductFusion.fuse", "mmcourse.nn.fusion.ConvFusion.fuse",
+            "mmcourse.nn.fusion.TensorFusion.fuse", "mmcourse.nn.fusion.LateFusion.fuse",
+            "mmcourse.nn.fusion.LateFusion.per_modality", "mmcourse.nn.fusion.make_fusion")
 _ = torch.manual_seed(hidden_seed(0))
 _dims = {"image": 6, "text": 5, "audio": 4}
 _w = {"image": 0.5, "text": 0.2, "audio": 0.3}
@@ -217,7 +217,7 @@ assert _out.tolist() == [[6.0, 10.0, 2.0, 3.0, 5.0, 1.0]]
 
 # %%
 # HIDDEN
-from mmcourse.fusion import TensorFusion
+from mmcourse.nn.fusion import TensorFusion
 
 _ = torch.manual_seed(hidden_seed(2))
 _ref = TensorFusion({"a": 5, "b": 3}, dim=4)
@@ -268,7 +268,7 @@ assert torch.allclose(late_fusion(_l, torch.tensor([[False, True]])), torch.tens
 
 # %%
 # HIDDEN
-from mmcourse.fusion import LateFusion
+from mmcourse.nn.fusion import LateFusion
 
 _ = torch.manual_seed(hidden_seed(3))
 _ref = LateFusion({"image": 4, "text": 3, "audio": 2}, num_classes=5)
@@ -323,7 +323,7 @@ assert product_fusion(_z, torch.tensor([[True, True], [False, True]])).tolist() 
 
 # %%
 # HIDDEN
-from mmcourse.fusion import ProductFusion
+from mmcourse.nn.fusion import ProductFusion
 
 _ = torch.manual_seed(hidden_seed(4))
 _dims = {"image": 6, "text": 5, "audio": 4}
@@ -408,7 +408,7 @@ assert conv_fusion(_z, _w, torch.tensor([0.5]), torch.tensor([[True, False]])).t
 # HIDDEN
 import torch.nn.functional as _F
 
-from mmcourse.fusion import ConvFusion
+from mmcourse.nn.fusion import ConvFusion
 
 _NO_CONV = ("torch.nn.functional.conv1d", "torch.conv1d", "torch.nn.Conv1d.forward",
             "torch.nn.Conv1d._conv_forward", "torch.convolution", "torch.nn.functional.conv2d",

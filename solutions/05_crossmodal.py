@@ -56,7 +56,9 @@ import math
 import torch
 from torch.nn import functional as F
 
-from mmcourse import crossmodal, data, metrics
+from mmcourse import data
+from mmcourse.nn import crossmodal
+from mmcourse.training import metrics
 
 stamps = data.load_stamps()
 splits = data.split_stamps(stamps)  # {"train", "val", "test"}: lists of stamps
@@ -79,7 +81,7 @@ splits = data.split_stamps(stamps)  # {"train", "val", "test"}: lists of stamps
 #    return `(L_a→b + L_b→a) / 2` as a scalar tensor.
 #
 # Write the cross-entropies yourself (with `torch.logsumexp`, say): do **not** call
-# `F.cross_entropy`, `F.log_softmax` or anything from `mmcourse.crossmodal`. The result
+# `F.cross_entropy`, `F.log_softmax` or anything from `mmcourse.nn.crossmodal`. The result
 # must keep the dtype of the inputs and be differentiable with respect to `a`, `b` and
 # a tensor `temperature`.
 
@@ -160,13 +162,13 @@ for _n, _d in ((5, 3), (16, 10)):
 
 # %%
 # HIDDEN
-# written from scratch: no library cross-entropy, no mmcourse.crossmodal
+# written from scratch: no library cross-entropy, no mmcourse.nn.crossmodal
 _g = torch.Generator().manual_seed(hidden_seed(2))
 _a, _b = torch.randn(6, 4, generator=_g), torch.randn(6, 4, generator=_g)
 _want = float(crossmodal.info_nce(_a, _b, 0.1))
 # write the cross-entropy yourself (torch.logsumexp), without these:
 with forbidding("torch.nn.functional.cross_entropy", "torch.nn.functional.log_softmax",
-                "mmcourse.crossmodal.info_nce", "mmcourse.crossmodal.symmetric_cross_entropy"):
+                "mmcourse.nn.crossmodal.info_nce", "mmcourse.nn.crossmodal.symmetric_cross_entropy"):
     _got = float(info_nce_loss(_a, _b, 0.1))
 assert abs(_got - _want) < 1e-4
 
@@ -447,7 +449,7 @@ assert abs(times_chance - 0.30 * _n) < 0.05
 #
 # Write `nt_xent_loss(a, b, temperature=0.5)`, returning a scalar tensor with the inputs'
 # dtype, differentiable in `a` and `b`. As in Q1 write the cross-entropy yourself: no
-# `F.cross_entropy`, `F.log_softmax` or `mmcourse.crossmodal`. With one sample (N = 1) a
+# `F.cross_entropy`, `F.log_softmax` or `mmcourse.nn.crossmodal`. With one sample (N = 1) a
 # view's only candidate is its partner and the loss is 0.
 
 # %% [raw]
@@ -494,8 +496,8 @@ def _nt_xent_reference(a, b, tau):
 
 
 _NO_CE = ("torch.nn.functional.cross_entropy", "torch.nn.functional.log_softmax",
-          "torch.nn.functional.nll_loss", "mmcourse.crossmodal.info_nce",
-          "mmcourse.crossmodal.symmetric_cross_entropy")
+          "torch.nn.functional.nll_loss", "mmcourse.nn.crossmodal.info_nce",
+          "mmcourse.nn.crossmodal.symmetric_cross_entropy")
 _g = torch.Generator().manual_seed(hidden_seed(17))
 for _n, _d in ((1, 4), (2, 3), (8, 5), (40, 32)):
     for _tau in (0.1, 0.5, 2.0):

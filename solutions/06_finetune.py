@@ -56,7 +56,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmcourse import encoders
+from mmcourse.nn import encoders
 
 # The post's sketch: three encoders whose outputs are ResNet-50's 1000 ImageNet logits
 # per input (random numbers stand in for them here), concatenated and fed to an LSTM,
@@ -371,7 +371,7 @@ assert torch.allclose(_y, _base(_x) + 2.0 * (_x @ _A.T @ _B.T), atol=1e-12)
 # HIDDEN
 # the same function as the course's own LoRA layer, where the installed mmcourse has one
 try:
-    from mmcourse.finetune import LoRALinear as _LoRALinear
+    from mmcourse.nn.finetune import LoRALinear as _LoRALinear
 except ImportError:
     _LoRALinear = None
 if _LoRALinear is not None:
@@ -727,7 +727,7 @@ for _k in (0, 1, 2, 3, 4, 5, 6, 9, 0, 2):
 # HIDDEN
 # EfficientNet-Lite0 (no pretrained weights): its 7 block stages
 _helpers_enet = in_submission('''
-from mmcourse import encoders
+from mmcourse.nn import encoders
 
 
 def _enet_counts(ks):

@@ -56,7 +56,7 @@ from collections import Counter
 import sacrebleu
 import torch
 
-from mmcourse.seq2seq import AdditiveAttention
+from mmcourse.nn.seq2seq import AdditiveAttention
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -70,7 +70,7 @@ from mmcourse.seq2seq import AdditiveAttention
 # compute the energy `e_m = v · tanh(W_q q + W_k k_m + b_k)`, give masked rows the
 # weight 0 and softmax the others, then return `(context, weights)`: `context` `(B, K)`
 # is `Σ_m weights_m k_m` and `weights` `(B, M)`. Every row of `mask` has at least one
-# True. Do not use `mmcourse.seq2seq`.
+# True. Do not use `mmcourse.nn.seq2seq`.
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -121,7 +121,7 @@ for _b, _m_, _qd, _kd, _a in ((1, 1, 3, 2, 4), (4, 6, 5, 3, 7), (8, 20, 16, 12, 
     _mask = torch.rand(_b, _m_, generator=_g) < 0.7
     _mask[:, 0] = True
     _want_c, _want_w = _att(_q, _k, _mask)
-    with forbidding("mmcourse.seq2seq.AdditiveAttention.forward"):
+    with forbidding("mmcourse.nn.seq2seq.AdditiveAttention.forward"):
         _c, _w = additive_attention(_q, _k, _mask, _att.query.weight, _att.key.weight,
                                     _att.key.bias, _att.score.weight[0])
     assert torch.allclose(_w, _want_w, atol=1e-9) and torch.allclose(_c, _want_c, atol=1e-9)

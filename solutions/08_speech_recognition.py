@@ -52,7 +52,7 @@ grader = Notebook("08_speech_recognition.ipynb")
 # %%
 import torch
 
-from mmcourse import ctc
+from mmcourse.tasks import ctc
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -64,7 +64,7 @@ from mmcourse import ctc
 # integers (one symbol per frame). It returns the labelling the path spells, as a list
 # of integers: first merge every run of the same symbol into one, then delete the
 # blanks. `[1, 1, 0, 1, 2, 2, 0]` → `[1, 1, 2]`: the blank keeps the two 1s apart.
-# Do not call anything from `mmcourse.ctc`.
+# Do not call anything from `mmcourse.tasks.ctc`.
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -104,7 +104,7 @@ for _ in range(300):
     _path = [_rng.randrange(4) for _ in range(_rng.randrange(0, 15))]
     assert list(collapse_path(_path, blank=_blank)) == ctc.collapse(_path, _blank), (_path, _blank)
 assert collapse_path([2, 2, 1, 2], blank=2) == [1]
-with forbidding("mmcourse.ctc.collapse"):
+with forbidding("mmcourse.tasks.ctc.collapse"):
     assert collapse_path([1, 0, 1]) == [1, 1]
 
 # %% [raw]
@@ -207,7 +207,7 @@ assert torch.allclose(_got, torch.tensor([0.5, 0.2, 0.0], dtype=torch.float64))
 # D[i][0] = i, D[0][j] = j, D[i][j] = min(D[i−1][j] + 1, D[i][j−1] + 1,
 # D[i−1][j−1] + [ref_i ≠ hyp_j]). Then set `cer_example` to the character error rate of
 # the transcript `"un gado"` for the reference `"un gato negro"`: edits over reference
-# characters (spaces count). Do not call `mmcourse.metrics` or torchaudio.
+# characters (spaces count). Do not call `mmcourse.training.metrics` or torchaudio.
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -251,7 +251,7 @@ assert levenshtein("", "") == 0 and levenshtein("abc", "") == 3
 assert levenshtein("un gato".split(), "un pato negro".split()) == 2
 assert type(levenshtein("ab", "b")) is int
 assert abs(cer_example - 7 / 13) < 1e-9
-with forbidding("mmcourse.metrics.edit_distance", "torchaudio.functional.edit_distance"):
+with forbidding("mmcourse.training.metrics.edit_distance", "torchaudio.functional.edit_distance"):
     assert levenshtein("una rana", "un arana") == 2
 
 # %% [raw]

@@ -53,7 +53,7 @@ grader = Notebook("09_translation.ipynb")
 import numpy as np
 import torch
 
-from mmcourse import seq2seq
+from mmcourse.nn import seq2seq
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -121,7 +121,7 @@ for _b, _m, _d, _h, _a in ((1, 1, 3, 2, 4), (4, 7, 5, 6, 3), (8, 12, 16, 10, 8))
     _lengths = torch.randint(1, _m + 1, (_b,), generator=_g)
     _mask = torch.arange(_m)[None, :] < _lengths[:, None]
     _want_c, _want_w = _ref(_query, _keys, _mask)
-    with forbidding("mmcourse.seq2seq.AdditiveAttention.forward"):  # tensor operations only
+    with forbidding("mmcourse.nn.seq2seq.AdditiveAttention.forward"):  # tensor operations only
         _c, _w = attention_step(_query, _keys, _mask, _ref.query.weight, _ref.key.weight,
                                 _ref.key.bias, _ref.score.weight[0])
     assert torch.allclose(_w, _want_w, atol=1e-9), (_b, _m)
@@ -393,7 +393,7 @@ for _name, _answer in (("gain", picture_gain), ("drop", shuffle_drop)):
 #   pairs, divided by the total share that $e$ gave to any French word.
 #
 # Leave out pairs of words that never meet in a sentence pair (their probability is 0).
-# Plain Python is enough; do not use `mmcourse.translation`.
+# Plain Python is enough; do not use `mmcourse.tasks.translation`.
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -440,7 +440,7 @@ assert _t[("la", "the")] > 0.85 and _t[("maison", "house")] > 0.5, \
 import random
 
 from mmcourse.grading.hidden import forbidding, hidden_seed
-from mmcourse.translation import WordLexicon
+from mmcourse.tasks.translation import WordLexicon
 
 _rng = random.Random(hidden_seed(95))
 _english = ["red", "cat", "dog", "a", "the", "big", "hat", "sun"]
@@ -450,7 +450,7 @@ for _n, _steps in ((3, 1), (8, 2), (20, 5)):
                 [_rng.choice(_french) for _ in range(_rng.randint(1, 6))]) for _ in range(_n)]
     _want = WordLexicon(iterations=_steps).fit([" ".join(e) for e, _ in _corpus],
                                                [" ".join(f) for _, f in _corpus]).t
-    with forbidding("mmcourse.translation.WordLexicon.fit"):
+    with forbidding("mmcourse.tasks.translation.WordLexicon.fit"):
         _got = model_one([(list(e), list(f)) for e, f in _corpus], _steps)
     assert set(_got) == set(_want), (_n, _steps)
     assert all(abs(_got[k] - _want[k]) < 1e-9 for k in _want), (_n, _steps)

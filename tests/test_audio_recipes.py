@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mmcourse import data, experiments
-from mmcourse.encoders import count_parameters
 from mmcourse.experiments import audio_tasks, spoken_digits, spoken_language
+from mmcourse.nn.encoders import count_parameters
 
 TINY_DIGITS = dict(per_class=10, epochs=1, conv_channels=(4, 8), hidden_size=8)
 TINY_LANGUAGE = dict(per_language=12, epochs=1, conv_channels=(4, 8), hidden_size=8,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmcourse import cache
+from mmcourse.runtime import cache
 
 
 @pytest.fixture

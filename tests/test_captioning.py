@@ -1,14 +1,14 @@
-"""Tests of mmcourse.captioning and the image-captioning recipe."""
+"""Tests of mmcourse.tasks.captioning and the image-captioning recipe."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from mmcourse import captioning as cap
-from mmcourse.decoding import beam_search
 from mmcourse.experiments import captioning as recipe
 from mmcourse.preprocessing import BOS, SequenceTokenizer
+from mmcourse.tasks import captioning as cap
+from mmcourse.tasks.decoding import beam_search
 
 CAPTIONS = ["The letter A.", "The letter B.", "A red apple.", "A koala.",
             "The sign for cat in American Sign Language.", "A blue truck.", "A koala.",

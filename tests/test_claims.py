@@ -5,8 +5,9 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from mmcourse import claims, config
+from mmcourse import claims
 from mmcourse.__main__ import main
+from mmcourse.runtime import config
 
 
 def test_the_plan_is_every_seed_at_one_thread_then_the_first_seed_at_other_counts():

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from mmcourse.crossmodal import (ContrastiveLoss, ContrastiveModel, GradientReversal,
+from mmcourse.nn.crossmodal import (ContrastiveLoss, ContrastiveModel, GradientReversal,
                                  ModalityDiscriminator, contrastive_forward, info_nce,
                                  symmetric_cross_entropy)
-from mmcourse.metrics import accuracy, confusion_matrix, macro_f1, recall_at_k
+from mmcourse.training.metrics import accuracy, confusion_matrix, macro_f1, recall_at_k
 
 
 @pytest.mark.parametrize("tau", [0.07, 0.5, 1.0])
@@ -125,7 +125,7 @@ def test_contrastive_model_trains_with_fit_pieces():
 
 
 def test_sentence_encoder_offline():
-    from mmcourse.encoders import sentence_encoder
+    from mmcourse.nn.encoders import sentence_encoder
 
     model = sentence_encoder()
     e = model.encode(["A koala.", "A koala bear.", "A fire engine."], convert_to_tensor=True)

@@ -10,9 +10,9 @@ import torch
 
 from mmcourse import experiments
 from mmcourse.data import load_image
-from mmcourse.encoders import EFFICIENTNET_MEAN_STD, ImageEncoder
 from mmcourse.experiments import adversarial, retrieval, self_supervised
 from mmcourse.experiments import stamp_features as sf
+from mmcourse.nn.encoders import EFFICIENTNET_MEAN_STD, ImageEncoder
 from mmcourse.preprocessing import eval_transform, letterbox
 
 SMALL = 120
@@ -261,7 +261,7 @@ def test_neighbour_accuracy():
 @pytest.fixture
 def fresh_checkpoints(tmp_path, monkeypatch):
     """Checkpoints in an empty folder, the derived-array cache shared."""
-    from mmcourse import config
+    from mmcourse.runtime import config
 
     shared = config.cache_dir
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmcourse import ctc
-from mmcourse.metrics import cer, edit_distance, error_rate, wer
-from mmcourse.transcripts import CharTokenizer, normalize_transcript
+from mmcourse.tasks import ctc
+from mmcourse.tasks.transcripts import CharTokenizer, normalize_transcript
+from mmcourse.training.metrics import cer, edit_distance, error_rate, wer
 
 
 def random_case(seed: int, t_max: int = 14, n: int = 6, c: int = 5, s_max: int = 6):

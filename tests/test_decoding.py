@@ -1,11 +1,11 @@
-"""Tests of mmcourse.decoding: greedy and beam search against an exhaustive listing."""
+"""Tests of mmcourse.tasks.decoding: greedy and beam search against an exhaustive listing."""
 import itertools
 import math
 
 import pytest
 import torch
 
-from mmcourse.decoding import beam_search, greedy_decode, length_normalized, select_state
+from mmcourse.tasks.decoding import beam_search, greedy_decode, length_normalized, select_state
 
 BOS, EOS = 0, 1
 

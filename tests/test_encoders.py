@@ -1,4 +1,4 @@
-"""Tests for mmcourse.encoders: shapes, padding invariance, pooling, pretrained weights."""
+"""Tests for mmcourse.nn.encoders: shapes, padding invariance, pooling, pretrained weights."""
 from __future__ import annotations
 
 import re
@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from mmcourse import encoders
-from mmcourse.encoders import (CELLS, EFFICIENTNET_MEAN_STD, EFFICIENTNET_PACKAGE, POOLINGS,
+from mmcourse.nn import encoders
+from mmcourse.nn.encoders import (CELLS, EFFICIENTNET_MEAN_STD, EFFICIENTNET_PACKAGE, POOLINGS,
                                AudioCRNNEncoder, ImageEncoder, SmallCNN,
                                TextRNNEncoder, count_parameters,
                                efficientnet_lite0, masked_pool, sequence_mask)
-from mmcourse.install import DataNotFoundError
+from mmcourse.runtime.install import DataNotFoundError
 
 VOCAB = 50
 ZEBRA_CLASS = 340
@@ -96,8 +96,8 @@ def test_masked_pool_rejects_bad_mode_and_lengths():
 
 def with_head(encoder: nn.Module, modality: str = "image"):
     """A one-modality model: the encoder and a 10-class linear head."""
-    from mmcourse.fusion import make_fusion
-    from mmcourse.models import MultimodalModel
+    from mmcourse.nn.fusion import make_fusion
+    from mmcourse.nn.models import MultimodalModel
 
     return MultimodalModel({modality: encoder}, make_fusion("concat", {modality: encoder.out_dim}),
                            nn.Linear(encoder.out_dim, 10))

@@ -5,9 +5,9 @@ import importlib.util
 
 import pytest
 
-from mmcourse import config
 from mmcourse.data import load_fashion, load_spoken_digits, load_stamps
-from mmcourse.install import DataNotFoundError, install_data
+from mmcourse.runtime import config
+from mmcourse.runtime.install import DataNotFoundError, install_data
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_unreadable_caption_is_skipped_and_counted(tmp_path):
 
 
 def test_install_data_without_root_prints_the_command(empty_root, monkeypatch, capsys):
-    import mmcourse.install as install
+    import mmcourse.runtime.install as install
 
     monkeypatch.setattr(install, "_apt_prefix", lambda: None)
     assert install_data(dry_run=True) == 1
@@ -91,7 +91,7 @@ def test_fast_switch_rejects_nonsense(monkeypatch):
 def test_device_order_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
     import torch
 
-    from mmcourse.device import autocast_dtype, try_gpu
+    from mmcourse.runtime.device import autocast_dtype, try_gpu
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: int(cuda))

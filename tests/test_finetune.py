@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from mmcourse import finetune
-from mmcourse.encoders import ImageEncoder, MiniLMEncoder, efficientnet_lite0, tokenize_captions
-from mmcourse.finetune import (LoRAConv2d, LoRALinear, add_lora, merge_lora,
+from mmcourse.nn import finetune
+from mmcourse.nn.encoders import ImageEncoder, MiniLMEncoder, efficientnet_lite0, tokenize_captions
+from mmcourse.nn.finetune import (LoRAConv2d, LoRALinear, add_lora, merge_lora,
                                parameter_groups, trainable_count)
-from mmcourse.train import warmup_cosine
+from mmcourse.training.train import warmup_cosine
 
 CAPTIONS = ["A koala.", "A red double-decker bus.", "Snow on a pine tree.", "Two dice."]
 
@@ -171,7 +171,7 @@ def test_frozen_stages_stay_in_eval_mode_when_the_model_trains():
 
 
 def test_frozen_minilm_reproduces_the_sentence_encoder():
-    from mmcourse.encoders import sentence_encoder
+    from mmcourse.nn.encoders import sentence_encoder
 
     ids, lengths = tokenize_captions(CAPTIONS)
     with torch.no_grad():

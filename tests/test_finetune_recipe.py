@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmcourse.__main__ import main
-from mmcourse.batches import (DeviceBatches, TensorSet, balanced_weights, class_weights,
+from mmcourse.training.batches import (DeviceBatches, TensorSet, balanced_weights, class_weights,
                               crop_flip_normalize)
 from mmcourse.data import protocol_folds, protocol_stamps
 from mmcourse.experiments import finetune as recipe

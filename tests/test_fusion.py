@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmcourse.fusion import (
+from mmcourse.nn.fusion import (
     FUSIONS,
     ConvFusion,
     GatedSum,
@@ -14,7 +14,7 @@ from mmcourse.fusion import (
     WeightedSum,
     make_fusion,
 )
-from mmcourse.models import MultimodalModel, build_model, drop_modality
+from mmcourse.nn.models import MultimodalModel, build_model, drop_modality
 
 DIMS = {"image": 6, "text": 5, "audio": 4}
 
@@ -197,8 +197,8 @@ def test_model_checks_its_parts():
 
 
 def test_build_encoder_by_name():
-    from mmcourse.encoders import Precomputed
-    from mmcourse.models import build_encoder
+    from mmcourse.nn.encoders import Precomputed
+    from mmcourse.nn.models import build_encoder
 
     encoder = build_encoder({"type": "text_rnn", "vocab_size": 7, "hidden_size": 3})
     assert encoder.out_dim == 6

@@ -7,9 +7,9 @@ import torch
 
 from mmcourse import experiments
 from mmcourse.experiments import fusion as recipe
-from mmcourse.fusion import FUSIONS
-from mmcourse.metrics import accuracy
-from mmcourse.train import predict, to_device
+from mmcourse.nn.fusion import FUSIONS
+from mmcourse.training.metrics import accuracy
+from mmcourse.training.train import predict, to_device
 
 TINY = dict(seeds=(0,), epochs=1, train_limit=64)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmcourse.grading import channel, hidden
+from mmcourse.grading import channel, child, hidden
 
 
 def _round_trip(value):
@@ -114,3 +114,25 @@ def test_forbidding_in_the_master_patches_and_restores():
             pytest.raises(RuntimeError, match="may not call"):
         F.conv2d(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 1, 1))
     assert F.conv2d is original
+
+
+def test_a_forbidden_name_that_does_not_exist_is_an_error_in_the_master_and_the_child():
+    with pytest.raises(LookupError, match="has no 'conv2dd'"):
+        with hidden.forbidding("torch.nn.functional.conv2dd"):
+            pass
+    hidden.grading_mode(True, secret=1)
+    try:
+        with pytest.raises(LookupError, match="no module 'torchh'"):
+            with hidden.forbidding("torchh.nn.functional.conv2d"):
+                pass
+        assert hidden.forbidden_now() == []
+    finally:
+        hidden.grading_mode(False)
+    server = child._Server(-1, -1)
+    server.ns["answer"] = lambda: 3
+    call = {"target": {"name": "answer"}, "args": [], "id": 0}
+    assert server.op_call(dict(call, forbid=["torch.nn.functional.conv2d"]))["result"] == 3
+    with pytest.raises(LookupError, match="has no 'conv2dd'"):
+        server.op_call(dict(call, forbid=["torch.nn.functional.conv2d", "torch.nn.functional.conv2dd"]))
+    import torch.nn.functional as F
+    assert F.conv2d.__name__ == "conv2d", "nothing was replaced when one name failed"

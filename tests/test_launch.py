@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mmcourse import launch
 from mmcourse.__main__ import main
+from mmcourse.runtime import launch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +81,7 @@ def test_progress_is_on_by_default_only_on_a_terminal_outside_ci(monkeypatch, ci
 
 
 def test_binder_installs_the_same_apt_packages_as_install_data():
-    from mmcourse.install import SOURCES
+    from mmcourse.runtime.install import SOURCES
 
     listed = (ROOT / "binder" / "apt.txt").read_text().split()
     assert sorted(listed) == sorted(s.package for s in SOURCES if s.kind == "apt")

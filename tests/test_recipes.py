@@ -7,8 +7,9 @@ import inspect
 import pytest
 import torch
 
-from mmcourse import config, experiments
+from mmcourse import experiments
 from mmcourse.experiments import RECIPES, cnn
+from mmcourse.runtime import config
 
 SHAPE = ("Settings", "FAST", "settings", "loaders", "model", "train", "evaluate", "run")
 
@@ -63,7 +64,7 @@ def test_fashion_recipe_runs_end_to_end_on_tiny_settings():
 
 
 def test_fashion_model_is_a_one_modality_model_called_with_images():
-    from mmcourse.models import MultimodalModel
+    from mmcourse.nn.models import MultimodalModel
 
     model = cnn.model(cnn.settings())
     assert isinstance(model, MultimodalModel) and list(model.encoders) == ["image"]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mmcourse import experiments
-from mmcourse.encoders import count_parameters
 from mmcourse.experiments import rnn
+from mmcourse.nn.encoders import count_parameters
 
 TINY = dict(languages=("en", "de", "ja"), epochs=1, batch_size=64, embed_dim=8,
             hidden_size=8, compare_languages=("en", "de"), compare_cells=("rnn", "gru"),

@@ -9,7 +9,7 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mmcourse.scratch import (
+from mmcourse.nn.scratch import (
     CRNN, GRU, LSTM, RNN, Conv2d, GRUCell, LSTMCell, RNNCell, avg_pool2d, conv2d,
     masked_mean, max_pool2d, relative_error, run_over_time, valid_mask,
 )

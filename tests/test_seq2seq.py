@@ -1,10 +1,10 @@
-"""Tests of mmcourse.seq2seq: attention against a direct formula, the decoder's shapes,
+"""Tests of mmcourse.nn.seq2seq: attention against a direct formula, the decoder's shapes,
 teacher forcing against step-by-step decoding, and its step function in the searches."""
 import pytest
 import torch
 
-from mmcourse.decoding import beam_search, greedy_decode
-from mmcourse.seq2seq import AdditiveAttention, AttentionDecoder, concat_memory, sequence_loss
+from mmcourse.nn.seq2seq import AdditiveAttention, AttentionDecoder, concat_memory, sequence_loss
+from mmcourse.tasks.decoding import beam_search, greedy_decode
 
 BOS, EOS = 2, 3
 

@@ -12,7 +12,7 @@ from mmcourse import session
 
 
 def test_start_styles_prints_seeds_and_picks_the_device(capsys, monkeypatch):
-    from mmcourse import device
+    from mmcourse.runtime import device
 
     monkeypatch.setattr(device, "try_gpu", lambda: torch.device("cpu"))
     monkeypatch.setattr(device, "describe", lambda d: f"picked {d}")
@@ -31,7 +31,7 @@ def test_start_styles_prints_seeds_and_picks_the_device(capsys, monkeypatch):
 
 
 def test_the_seed_is_a_setting_read_when_asked(monkeypatch, capsys):
-    from mmcourse import config
+    from mmcourse.runtime import config
 
     monkeypatch.delenv("MMCOURSE_SEED", raising=False)
     assert config.seed() == 0

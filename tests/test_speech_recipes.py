@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.fx.experimental._config  # noqa: F401  (the meta-device switch below)
 
-from mmcourse import asr, experiments
+from mmcourse import experiments
 from mmcourse.experiments import connected_digits, speech_ctc
-from mmcourse.transcripts import ALPHABETS
+from mmcourse.tasks import asr
+from mmcourse.tasks.transcripts import ALPHABETS
 
 TINY_SPEECH = dict(per_language=60, epochs=1, seeds=1, conv_channels=(4, 8), hidden_size=16,
                    beam=2)

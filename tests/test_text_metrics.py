@@ -3,7 +3,7 @@ import pytest
 import sacrebleu
 import torch
 
-from mmcourse.metrics import bleu, chrf
+from mmcourse.training.metrics import bleu, chrf
 from mmcourse.preprocessing import (BOS, EOS, PAD, UNK, SequenceTokenizer, Vocabulary,
                                     detokenize, sentence_tokens)
 

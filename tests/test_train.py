@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mmcourse.data import load_handwritten_digits, stratified_split
-from mmcourse.train import evaluate, fit, load_weights
+from mmcourse.training.train import evaluate, fit, load_weights
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,7 @@ class _TwoViews(nn.Module):
 
 
 def test_embed_and_predict_return_cpu_results_in_loader_order(loaders):
-    from mmcourse.train import embed, predict
+    from mmcourse.training.train import embed, predict
 
     _, val = loaders
     x, y = val.dataset.tensors
@@ -179,7 +179,7 @@ def test_embed_and_predict_return_cpu_results_in_loader_order(loaders):
 
 
 def test_embed_and_predict_feed_the_model_on_its_device(loaders, feeds_model_device):
-    from mmcourse.train import embed, predict
+    from mmcourse.training.train import embed, predict
 
     _, val = loaders
     feeds_model_device(predict, make_model(), val)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mmcourse import config, experiments
-from mmcourse import translation as tr
-from mmcourse.preprocessing.text import BOS, EOS, UNK, SequenceTokenizer
+from mmcourse import experiments
 from mmcourse.experiments import translation as recipe
+from mmcourse.preprocessing.text import BOS, EOS, UNK, SequenceTokenizer
+from mmcourse.runtime import config
+from mmcourse.tasks import translation as tr
 
 
 def test_clean_caption_gives_one_spelling():

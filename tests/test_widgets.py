@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmcourse import widgets  # noqa: E402
+from mmcourse.display import widgets  # noqa: E402
 
 
 def _draw(level):

@@ -26,6 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .digits import load_handwritten_digits, load_spoken_digits
 from .splits import stratified_split
@@ -167,11 +172,6 @@ def modality_baselines(av: AVDigits) -> dict:
     Features: the 64 pixels; :func:`pooled_mfcc`; a bag of words of the text; their
     concatenation. Each is standardised on the training split (C = 1.0).
     """
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     vec = CountVectorizer(ngram_range=(1, 2)).fit(av.train.texts)
 
     def features(split):
@@ -201,8 +201,6 @@ class AVDigitsDataset:
     """
 
     def __init__(self, split: AVDigitsSplit, tokenizer, indices=None):
-        import torch
-
         self.indices = np.arange(len(split)) if indices is None else np.asarray(indices)
         self.images = torch.from_numpy(split.images).unsqueeze(1)
         self.audio = [torch.from_numpy(m) for m in split.mfcc]

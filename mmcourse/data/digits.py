@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.datasets import load_digits
 
-from ..install import fsdd_path, missing
+from mmcourse.runtime.install import fsdd_path, missing
 
 
 @dataclass
@@ -56,8 +57,6 @@ class HandwrittenDigits:
 
 def load_handwritten_digits() -> HandwrittenDigits:
     """Load scikit-learn's ``load_digits()`` scaled to [0, 1]."""
-    from sklearn.datasets import load_digits
-
     digits = load_digits()
     return HandwrittenDigits((digits.images / 16.0).astype(np.float32),
                              digits.target.astype(np.int64))

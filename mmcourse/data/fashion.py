@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision.datasets import FashionMNIST as TVFashion
 
-from .. import config
-from ..install import fashion_dir, missing
+from mmcourse.runtime import config
+from mmcourse.runtime.install import fashion_dir, missing
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
@@ -30,8 +31,6 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _download(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Fetch Fashion-MNIST with torchvision into the cache (needs internet)."""
-    from torchvision.datasets import FashionMNIST as TVFashion
-
     ds = TVFashion(str(config.cache_dir("torchvision")), train=split == "train", download=True)
     return ds.data.numpy(), ds.targets.numpy()
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+from . import (load_av_digits, load_fashion, load_handwritten_digits, load_spoken_digits,
+               load_stamps, modality_baselines)
+
 
 def data_summary() -> dict:
     """Count what is installed: stamps (by picture kind, category, spoken captions), spoken
     and handwritten digits, Fashion-MNIST, and AV-digits with each modality's baseline."""
-    from . import (load_av_digits, load_fashion, load_handwritten_digits, load_spoken_digits,
-                   load_stamps, modality_baselines)
-
     stamps = load_stamps()
     spoken_langs = Counter(lang for s in stamps for lang in s.spoken)
     fashion = sum(len(load_fashion(split)[1]) for split in ("train", "test"))

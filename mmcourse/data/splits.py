@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.model_selection import StratifiedKFold
 
 
 def stratified_split(labels: Sequence, fractions: Sequence[float], seed: int = 0
@@ -70,8 +71,6 @@ def protocol_folds(labels: Sequence, folds: int = PROTOCOL_FOLDS) -> list[tuple]
     """scikit-learn's ``StratifiedKFold(folds)`` without shuffling over ``labels`` (N):
     a list of (train indices, test indices) int arrays. Unshuffled folds follow the sorted
     paths, so a test fold can hold sub-folders that its training folds never saw."""
-    from sklearn.model_selection import StratifiedKFold
-
     labels = np.asarray(labels)
     return [(train, test) for train, test in
             StratifiedKFold(folds).split(np.zeros(len(labels)), labels)]

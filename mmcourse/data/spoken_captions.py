@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import cache
+from mmcourse.preprocessing import (AudioReadError, load_audio, log_mel, normalize_per_utterance,
+                                    trim_silence)
+from mmcourse.runtime import cache
 
 
 @dataclass
@@ -42,8 +44,6 @@ def clip_log_mel(path, n_mels: int = 64):
     """One recorded clip as float32 log-mel frames (T, n_mels): mono, 16 kHz, silence
     trimmed, ``n_mels`` bands every 10 ms, standardised per utterance. Raises
     :class:`mmcourse.preprocessing.AudioReadError` when it cannot be decoded."""
-    from ..preprocessing import load_audio, log_mel, normalize_per_utterance, trim_silence
-
     mel = normalize_per_utterance(log_mel(trim_silence(load_audio(path)), n_mels=n_mels))
     return mel.T.contiguous().float()
 
@@ -57,8 +57,6 @@ def load_spoken_captions(stamps, languages, n_mels: int = 64,
     first clips of each language in stamp order (for the fast switch). A clip that cannot
     be decoded is skipped with a warning and counted in ``skipped``.
     """
-    from ..preprocessing import AudioReadError
-
     chosen = []
     for label, lang in enumerate(languages):
         clips = [(s.name, s.spoken[lang]) for s in stamps if lang in s.spoken]

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import cache
-from ..install import missing, stamps_dir
+from mmcourse.preprocessing.image import letterbox
+from mmcourse.runtime import cache
+from mmcourse.runtime.install import missing, stamps_dir
 
 _VARIANT = re.compile(r"_(mirror|flip)")
 _AUDIO = (".ogg", ".wav")
@@ -125,7 +126,7 @@ def load_stamps(root: str | Path | None = None) -> StampCollection:
 
     Returns a :class:`StampCollection` sorted by name. A stamp whose caption file cannot be
     decoded is skipped and counted in ``.skipped`` with a warning; nothing is replaced.
-    Raises :class:`~mmcourse.install.DataNotFoundError` when the folder is missing.
+    Raises :class:`~mmcourse.runtime.install.DataNotFoundError` when the folder is missing.
     """
     root = Path(root) if root is not None else stamps_dir()
     if not root.is_dir():
@@ -207,7 +208,5 @@ def image_array(stamps, size: int = 224) -> np.ndarray:
     The array is cached on disk, keyed by the picture files and the size, because decoding
     ~950 large PNGs takes about a minute.
     """
-    from ..preprocessing.image import letterbox
-
     return cache.arrays("stamp-pictures", [size, *(s.image_path for s in stamps)], lambda: {
         "pixels": np.stack([np.asarray(letterbox(load_image(s), size)) for s in stamps])})["pixels"]

@@ -5,7 +5,7 @@ A chapter notebook walks through a recipe's pieces one cell at a time;
 notebook outputs. Every recipe module (listed in :data:`RECIPES`) holds:
 
 * ``Settings`` — a frozen dataclass whose defaults are the full-mode values, and
-  ``FAST`` — the fields that fast mode (:func:`mmcourse.config.fast`) changes;
+  ``FAST`` — the fields that fast mode (:func:`mmcourse.runtime.config.fast`) changes;
 * ``settings(**overrides)`` — the active mode's settings (:func:`mode_settings`);
   notebooks read their numbers from it and never restate one;
 * ``loaders(s)`` — the data, ``model(s)`` — a freshly initialised model,
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cache, config
+from mmcourse.runtime import cache, config
 
 
 @dataclass

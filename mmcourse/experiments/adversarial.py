@@ -15,15 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import config
-from ..crossmodal import ModalityDiscriminator
-from ..data import load_stamps
-from ..encoders import EFFICIENTNET_DIM
-from ..metrics import accuracy
-from ..train import FitResult, embed, fit
+from mmcourse.data import load_stamps
+from mmcourse.nn.crossmodal import ModalityDiscriminator
+from mmcourse.nn.encoders import EFFICIENTNET_DIM
+from mmcourse.runtime import config
+from mmcourse.training.metrics import accuracy
+from mmcourse.training.train import FitResult, embed, fit
+
 from . import Outcome, checkpoint, mode_settings
 from .stamp_features import TEXT_DIM, stamp_split
 
@@ -53,7 +58,7 @@ class Settings:
     """Principal components kept when each modality is whitened on its own."""
     seed: int = 0
     """Seeds the initial weights, the batch order and the probes (the stamp subset and
-    the split use :data:`mmcourse.config.SPLIT_SEED`)."""
+    the split use :data:`mmcourse.runtime.config.SPLIT_SEED`)."""
 
 
 FAST = dict(stamp_limit=480)
@@ -143,10 +148,6 @@ def modality_probes(train: dict, test: dict, hidden: int = 64, seed: int = 0) ->
     (seeded with ``seed``) are fitted on ``train`` and scored on ``test``; chance is 50 %.
     Returns {"linear probe": accuracy, "MLP probe": accuracy}.
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-
     def stack(z):
         x = np.concatenate([np.asarray(z["image"]), np.asarray(z["text"])])
         return x, np.r_[np.zeros(len(z["image"])), np.ones(len(z["text"]))]
@@ -161,7 +162,7 @@ def modality_probes(train: dict, test: dict, hidden: int = 64, seed: int = 0) ->
 
 
 def _readouts(model: SharedSpace, batch: dict):
-    """:func:`mmcourse.train.embed`'s ``fn``: each modality's embedding (B, dim), category
+    """:func:`mmcourse.training.train.embed`'s ``fn``: each modality's embedding (B, dim), category
     logits (B, C) and discriminator logits (B, 2); and the labels (B,)."""
     z = model.embed(batch)
     out = {}
@@ -211,8 +212,6 @@ def whitened_probe(loaders: dict[str, DataLoader], dim: int = 32, seed: int = 0)
     stamps ("probe") and applied to the test stamps. Both modalities then have the same
     mean (0) and covariance (identity), so whatever the probes still find lies in higher
     moments of the distributions, beyond any per-modality linear map."""
-    from sklearn.decomposition import PCA
-
     train, test = loaders["probe"].dataset.features, loaders["test"].dataset.features
     whitened_train, whitened_test = {}, {}
     for m in ("image", "text"):

@@ -13,7 +13,7 @@ Two classification tasks on variable-length feature frames:
 Samples are dicts ``{"audio": FloatTensor (T, F), "label": int}`` batched by
 :func:`mmcourse.preprocessing.collate_multimodal` into ``audio`` (B, T_max, F),
 ``audio_lengths`` (B,), ``audio_mask`` (B, T_max) and ``label`` (B,); the model
-(:func:`crnn_model`, a one-modality :class:`~mmcourse.models.MultimodalModel`) reads
+(:func:`crnn_model`, a one-modality :class:`~mmcourse.nn.models.MultimodalModel`) reads
 ``audio`` and ``audio_lengths`` of that dict.
 """
 from __future__ import annotations
@@ -23,14 +23,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .. import config, data
-from ..metrics import accuracy
-from ..models import MultimodalModel, build_model
-from ..preprocessing import collate_multimodal, spec_augment
-from ..train import embed, predict
+from mmcourse import data
+from mmcourse.nn.models import MultimodalModel, build_model
+from mmcourse.preprocessing import collate_multimodal, spec_augment
+from mmcourse.runtime import config
+from mmcourse.training.metrics import accuracy
+from mmcourse.training.train import embed, predict
 
 LANGUAGES = ("fr", "ru", "ro", "ca", "bg", "es", "be", "el")
 """The eight languages with the most spoken captions (657–925 clips each)."""
@@ -115,7 +119,7 @@ class FrameDataset(Dataset):
     """Samples ``{"audio": FloatTensor (T_i, F), "label": int}`` of a list of frame arrays.
 
     Training-time options draw from PyTorch's global generator, which
-    :func:`mmcourse.train.fit` reseeds each epoch: ``max_frames`` cuts a random window
+    :func:`mmcourse.training.train.fit` reseeds each epoch: ``max_frames`` cuts a random window
     of at most that many frames from longer clips, and ``augment`` (keyword arguments of
     :func:`mmcourse.preprocessing.spec_augment`) applies fresh SpecAugment masks.
     """
@@ -208,8 +212,8 @@ def task_loaders(task: AudioTask, batch_size: int, augment: dict | None = None,
 def crnn_model(n_features: int, num_classes: int, seed: int = 0,
                **encoder_options) -> MultimodalModel:
     """A CRNN classifier on frames (T, ``n_features``): an
-    :class:`~mmcourse.encoders.AudioCRNNEncoder` (``encoder_options`` go to it) and a
-    linear head, built by :func:`mmcourse.models.build_model` and initialised from
+    :class:`~mmcourse.nn.encoders.AudioCRNNEncoder` (``encoder_options`` go to it) and a
+    linear head, built by :func:`mmcourse.nn.models.build_model` and initialised from
     ``seed``; the global random state is left as it was.
 
     Batch dict (``audio`` (B, T, F), ``audio_lengths`` (B,)) → logits (B, num_classes);
@@ -226,7 +230,7 @@ def crnn_model(n_features: int, num_classes: int, seed: int = 0,
 def predictions(model: nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
     """Predicted classes (N,) and true labels (N,) of every clip of ``loader``, in order.
 
-    Each batch runs on the model's device (:func:`mmcourse.train.predict`); the results
+    Each batch runs on the model's device (:func:`mmcourse.training.train.predict`); the results
     are NumPy arrays on the CPU.
     """
     logits, labels = predict(model, loader)
@@ -236,7 +240,7 @@ def predictions(model: nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.nd
 def embeddings(model: nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
     """CRNN embeddings float32 (N, out_dim) and labels (N,) of every clip of ``loader``.
 
-    ``model.embed(batch)["audio"]`` on the model's device (:func:`mmcourse.train.embed`);
+    ``model.embed(batch)["audio"]`` on the model's device (:func:`mmcourse.training.train.embed`);
     the results are NumPy arrays on the CPU.
     """
     vectors, labels = embed(model, loader)
@@ -262,10 +266,6 @@ def baseline(task: AudioTask, features=data.pooled_mfcc, C: float = 1.0
     It is fitted on the train and validation parts together (it has no epochs to pick)
     after standardisation with their statistics.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     fit_idx = np.concatenate([task.split["train"], task.split["val"]])
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
     model.fit(features([task.features[i] for i in fit_idx]), task.labels[fit_idx])

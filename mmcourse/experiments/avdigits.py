@@ -3,7 +3,7 @@ self-supervised recipe (this module is not a recipe itself).
 
 Every AV-digits model has the same three small encoders — a CNN for the 8×8 image, a GRU
 over the words of the text, a CRNN over the MFCC frames — built by
-:func:`mmcourse.models.build_model` from :func:`model_config`; models differ only in
+:func:`mmcourse.nn.models.build_model` from :func:`model_config`; models differ only in
 their fusion and in which modalities they read.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import functools
 import torch
 from torch.utils.data import DataLoader
 
-from ..data import AVDigitsDataset, load_av_digits, stratified_split
-from ..preprocessing import Tokenizer, collate_multimodal
+from mmcourse.data import AVDigitsDataset, load_av_digits, stratified_split
+from mmcourse.preprocessing import Tokenizer, collate_multimodal
 
 MODALITIES = ("image", "text", "audio")
 ENCODERS = {
@@ -31,7 +31,7 @@ FUSION_OPTIONS = {
     "tensor": {"dim": 8}, "lowrank": {"dim": 64, "rank": 4},
     "attention": {"dim": 64, "heads": 4},
 }
-"""Fusion name → options: every method in :data:`mmcourse.fusion.FUSIONS` but ``lstm``, the
+"""Fusion name → options: every method in :data:`mmcourse.nn.fusion.FUSIONS` but ``lstm``, the
 fusion of the blog post's repaired model (chapter 06)."""
 collate = functools.partial(collate_multimodal, pad_keys=("tokens", "audio"))
 """Collate AV-digits samples into dict batches with lengths and masks."""
@@ -49,7 +49,7 @@ def av_loaders(seed: int | None = 0, batch_size: int = 64, train_limit: int | No
     The training split's last 10 % (stratified) is the validation part. ``train_limit``
     keeps a stratified subset of the training part. The training order comes from a
     generator seeded with ``seed``, or from PyTorch's global generator when ``seed`` is
-    None (which :func:`mmcourse.train.fit` reseeds every epoch, so a run's batch order
+    None (which :func:`mmcourse.training.train.fit` reseeds every epoch, so a run's batch order
     does not depend on what ran before it).
     """
     av = load_av_digits(seed=0)
@@ -69,7 +69,7 @@ def av_loaders(seed: int | None = 0, batch_size: int = 64, train_limit: int | No
 
 
 def model_config(fusion: str, modalities=MODALITIES, vocab_size: int = 32) -> dict:
-    """The :func:`mmcourse.models.build_model` config of one AV-digits model."""
+    """The :func:`mmcourse.nn.models.build_model` config of one AV-digits model."""
     encoders = {m: dict(ENCODERS[m]) for m in modalities}
     if "text" in encoders:
         encoders["text"]["vocab_size"] = vocab_size

@@ -1,20 +1,20 @@
 """Recipe ``image-captioning``: caption held-out stamps, against three baselines (chapter 07).
 
 Every stamp's English caption is the target; the stamps are split into ``s.folds`` folds
-by stamp (:func:`~mmcourse.captioning.caption_folds`), and on each fold every system
+by stamp (:func:`~mmcourse.tasks.captioning.caption_folds`), and on each fold every system
 captions the held-out stamps:
 
 * **constant** — one training caption for every picture;
 * **template** — "A <top ImageNet label>.";
 * **retrieval** — the caption of the nearest training picture (cosine of pooled
   EfficientNet-Lite0 features);
-* the course's :class:`~mmcourse.captioning.Captioner` in the variants of ``s.variants``:
+* the course's :class:`~mmcourse.tasks.captioning.Captioner` in the variants of ``s.variants``:
   ``image`` (attention over the grid cells and the pooled vector), ``+concepts`` (plus
   the top ImageNet labels' words, which it can copy), ``+neighbours`` (plus the nearest
   training captions' words, which it can copy) and ``full`` (both);
 * **gated** — the nearest training caption where the picture has a close match in the
   training set, the ``full`` captioner's caption elsewhere
-  (:func:`~mmcourse.captioning.gated_captions`).
+  (:func:`~mmcourse.tasks.captioning.gated_captions`).
 
 Fold 0 is the development fold on which the settings were chosen; the scores are
 reported on ``s.test_folds``.
@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .. import captioning as cap
-from ..encoders import EFFICIENTNET_DIM
-from ..preprocessing import PAD, SequenceTokenizer
-from ..train import FitResult, fit
+from mmcourse.nn.encoders import EFFICIENTNET_DIM
+from mmcourse.preprocessing import PAD, SequenceTokenizer
+from mmcourse.tasks import captioning as cap
+from mmcourse.training.train import FitResult, fit
+
 from . import Outcome, checkpoint, mode_settings
 
 VARIANTS = {"image": (False, False), "+concepts": (True, False),
@@ -89,7 +90,7 @@ def settings(**overrides) -> Settings:
 @dataclass
 class Fold:
     """One fold: its ``tokenizer`` (fitted on the training captions), ``template`` words,
-    ``train``/``test`` :class:`~mmcourse.captioning.CaptionInputs` and index arrays."""
+    ``train``/``test`` :class:`~mmcourse.tasks.captioning.CaptionInputs` and index arrays."""
 
     number: int
     train_idx: np.ndarray
@@ -101,7 +102,7 @@ class Fold:
 
 
 def fold(data: cap.CaptionData, number: int, s: Settings) -> Fold:
-    """Fold ``number`` of :func:`~mmcourse.captioning.caption_folds` with its inputs."""
+    """Fold ``number`` of :func:`~mmcourse.tasks.captioning.caption_folds` with its inputs."""
     train_idx, test_idx = cap.caption_folds(len(data), s.folds, s.fold_seed)[number]
     train_captions = [data.captions[i] for i in train_idx]
     _, concepts = cap.top_labels(data.imagenet, s.concepts)
@@ -115,7 +116,7 @@ def fold(data: cap.CaptionData, number: int, s: Settings) -> Fold:
 
 
 def loaders(s: Settings) -> dict:
-    """The data: {"data": :class:`~mmcourse.captioning.CaptionData`, "folds": the
+    """The data: {"data": :class:`~mmcourse.tasks.captioning.CaptionData`, "folds": the
     :class:`Fold` s of ``s.test_folds``}."""
     data = cap.caption_data(s.size, s.limit)
     return {"data": data, "folds": [fold(data, k, s) for k in s.test_folds]}
@@ -123,7 +124,7 @@ def loaders(s: Settings) -> dict:
 
 def model(s: Settings, vocab_size: int = 0, grid_cells: int = 0,
           variant: str = "full") -> cap.Captioner:
-    """A fresh :class:`~mmcourse.captioning.Captioner` of ``variant`` (see
+    """A fresh :class:`~mmcourse.tasks.captioning.Captioner` of ``variant`` (see
     :data:`VARIANTS`), initialised from ``s.seed``; by default for the vocabulary and
     grid of the first test fold at ``s.size`` (built from the data)."""
     if not vocab_size:
@@ -193,7 +194,7 @@ def baseline_captions(data: cap.CaptionData, f: Fold) -> dict[str, list[str]]:
 
 
 def evaluate(captions: dict[str, list[str]], f: Fold) -> dict[str, dict]:
-    """:func:`~mmcourse.captioning.caption_scores` of each system's captions of fold
+    """:func:`~mmcourse.tasks.captioning.caption_scores` of each system's captions of fold
     ``f``'s test stamps."""
     return {name: cap.caption_scores(hyps, f.test.captions, f.template, f.tokenizer)
             for name, hyps in captions.items()}

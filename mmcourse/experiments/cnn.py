@@ -13,12 +13,13 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2
 
-from .. import config
-from ..data import FASHION_CLASSES, FashionMNIST, stratified_split
-from ..encoders import count_parameters
-from ..metrics import accuracy
-from ..models import build_model
-from ..train import FitResult, fit, predict
+from mmcourse.data import FASHION_CLASSES, FashionMNIST, stratified_split
+from mmcourse.nn.encoders import count_parameters
+from mmcourse.nn.models import build_model
+from mmcourse.runtime import config
+from mmcourse.training.metrics import accuracy
+from mmcourse.training.train import FitResult, fit, predict
+
 from . import Outcome, checkpoint, mode_settings
 
 
@@ -65,8 +66,8 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
 
     Batches are ``(images float (B, 1, 28, 28) in [0, 1], labels int64 (B,))``.
     ``s.val_size`` images are held out of the ``s.train_limit`` training images,
-    stratified by class with :data:`mmcourse.config.SPLIT_SEED`. Only the training loader shuffles and augments;
-    its order comes from PyTorch's global generator, which :func:`mmcourse.train.fit`
+    stratified by class with :data:`mmcourse.runtime.config.SPLIT_SEED`. Only the training loader shuffles and augments;
+    its order comes from PyTorch's global generator, which :func:`mmcourse.training.train.fit`
     reseeds every epoch.
     """
     plain = FashionMNIST("train", limit=s.train_limit, seed=config.SPLIT_SEED)
@@ -83,8 +84,8 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
 
 
 def model(s: Settings) -> torch.nn.Module:
-    """A :class:`~mmcourse.encoders.SmallCNN` with a 10-class linear head, built by
-    :func:`mmcourse.models.build_model` and initialised from ``s.seed``.
+    """A :class:`~mmcourse.nn.encoders.SmallCNN` with a 10-class linear head, built by
+    :func:`mmcourse.nn.models.build_model` and initialised from ``s.seed``.
 
     Images (N, 1, 28, 28) → logits (N, 10); 74,922 parameters. The global random state is
     left as it was.

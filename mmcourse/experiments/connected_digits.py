@@ -22,10 +22,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..asr import CTCRecognizer, collate_transcripts, ctc_step, mean_loss, transcribe
-from ..encoders import count_parameters
-from ..metrics import error_rate
-from ..train import FitResult, fit
+from mmcourse.nn.encoders import count_parameters
+from mmcourse.tasks.asr import CTCRecognizer, collate_transcripts, ctc_step, mean_loss, transcribe
+from mmcourse.training.metrics import error_rate
+from mmcourse.training.train import FitResult, fit
+
 from . import Outcome, checkpoint, mode_settings
 from .audio_tasks import N_MFCC, AudioTask, load_digits_task
 
@@ -74,7 +75,7 @@ class JoinedDigits(Dataset):
     time: samples ``{"audio": (ΣT_i, 13), "targets": (k,)}`` with targets digit + 1.
 
     With ``seed`` None every item is drawn afresh from PyTorch's global generator (which
-    :func:`mmcourse.train.fit` reseeds per epoch); with a seed the utterances are drawn
+    :func:`mmcourse.training.train.fit` reseeds per epoch); with a seed the utterances are drawn
     once and fixed. No recording appears twice in one utterance.
     """
 
@@ -135,7 +136,7 @@ def model(s: Settings) -> CTCRecognizer:
 
 def train(model: nn.Module, loaders: dict[str, DataLoader], s: Settings,
           progress: bool = True) -> FitResult:
-    """Train with the CTC loss (:func:`mmcourse.asr.ctc_step`), AdamW and a one-cycle
+    """Train with the CTC loss (:func:`mmcourse.tasks.asr.ctc_step`), AdamW and a one-cycle
     schedule; the epoch of lowest validation loss is kept. Load-or-train through a
     checkpoint."""
     return fit(model, loaders["train"], loaders["val"], epochs=s.epochs, lr=s.lr,

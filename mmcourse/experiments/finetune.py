@@ -3,7 +3,7 @@
 Data (:func:`loaders`): the 738 protocol stamps of 10 categories
 (:func:`mmcourse.data.protocol_stamps`) and their 5 unshuffled stratified folds. Each
 stamp gives three inputs, held as tensors on the training device
-(:class:`mmcourse.batches.TensorSet`):
+(:class:`mmcourse.training.batches.TensorSet`):
 
 * its picture, decoded once, letterboxed on white to ``size``·256/224 px and cached as
   uint8; training crops a random ``size`` window and flips it, evaluation takes the
@@ -15,7 +15,7 @@ stamp gives three inputs, held as tensors on the training device
 
 The model (:func:`model`) is encoders + fusion + head: pretrained EfficientNet-Lite0 and
 MiniLM towers and an audio CRNN trained here, set up by one of the strategies of
-:mod:`mmcourse.finetune`. The frozen-feature probe (:func:`probe`) runs the same towers
+:mod:`mmcourse.nn.finetune`. The frozen-feature probe (:func:`probe`) runs the same towers
 on the same centre crops, standardises the features on the training folds and fits a
 logistic regression (C = 0.1). A *row* of the comparison is ``strategy/modalities`` with
 an optional ``/weighted`` (class-weighted loss) or ``/sampler`` (class-balanced sampling)
@@ -33,25 +33,34 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from .. import config
-from ..batches import DeviceBatches, TensorSet, balanced_weights, class_weights
-from ..data import image_array, load_spoken_captions, load_stamps, protocol_folds, protocol_stamps
-from ..data.splits import stratified_split
-from ..device import PeakMemory, try_gpu
-from ..encoders import tokenize_captions
-from ..finetune import apply_strategy, parameter_groups, trainable_count
-from ..metrics import classification_scores, confusion_matrix
-from ..model_file import save_finetuned
-from ..models import INPUTS, build_model
-from ..train import FitResult, embed, fit, predict
+from mmcourse.data import (image_array, load_spoken_captions, load_stamps, protocol_folds,
+                           protocol_stamps)
+from mmcourse.data.splits import stratified_split
+from mmcourse.display.plots import plot_confusion, plot_history
+from mmcourse.nn.encoders import tokenize_captions
+from mmcourse.nn.finetune import apply_strategy, parameter_groups, trainable_count
+from mmcourse.nn.models import INPUTS, build_model
+from mmcourse.runtime import config
+from mmcourse.runtime.device import PeakMemory, try_gpu
+from mmcourse.training.batches import DeviceBatches, TensorSet, balanced_weights, class_weights
+from mmcourse.training.metrics import classification_scores, confusion_matrix
+from mmcourse.training.model_file import save_finetuned
+from mmcourse.training.train import FitResult, embed, fit, predict
+
 from . import Outcome, checkpoint, mode_settings
 
 MODALITIES = ("image", "text", "audio")
@@ -88,7 +97,7 @@ class Settings:
     warmup: float = 0.1
     """Share of the steps with a linear learning-rate warm-up before the cosine decay."""
     fusion: str = "concat"
-    """A fusion of chapter 04 (:func:`mmcourse.fusion.make_fusion`); ``concat`` puts each
+    """A fusion of chapter 04 (:func:`mmcourse.nn.fusion.make_fusion`); ``concat`` puts each
     tower's embedding through its own layer norm first."""
     dropout: float = 0.2
     """Dropout before the linear head."""
@@ -213,7 +222,7 @@ def stamp_tensors(stamps, size: int, n_mels: int, max_frames: int, language: str
 
 def loaders(s: Settings, device: torch.device | None = None) -> StampData:
     """The protocol stamps (or a stratified subset of ``s.limit``) as tensors on
-    ``device`` (default :func:`~mmcourse.device.try_gpu`), with their folds."""
+    ``device`` (default :func:`~mmcourse.runtime.device.try_gpu`), with their folds."""
     stamps = protocol_stamps(load_stamps())
     if s.limit is not None and s.limit < len(stamps):
         share = s.limit / len(stamps)
@@ -264,7 +273,7 @@ def model(s: Settings, num_classes: int, modalities=MODALITIES, strategy: str = 
 
 def learning_rates(s: Settings, strategy: str) -> dict:
     """Parameter-name prefix → peak learning rate (see
-    :func:`mmcourse.finetune.parameter_groups`)."""
+    :func:`mmcourse.nn.finetune.parameter_groups`)."""
     tower = s.lr_lora if strategy == "lora" else None
     return {"encoders.image": tower or s.lr_image, "encoders.text": tower or s.lr_text,
             "encoders.audio": s.lr_audio, "": s.lr_head}
@@ -320,10 +329,6 @@ def probe(features: np.ndarray, labels: np.ndarray, train_index, test_index,
           c: float = 0.1) -> np.ndarray:
     """The frozen-feature probe: standardise ``features`` (N, D) on the training rows, fit
     a logistic regression with inverse strength ``c``; class probabilities (n_test, K)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
     clf.fit(features[train_index], labels[train_index])
     return clf.predict_proba(features[test_index])
@@ -397,7 +402,7 @@ def finetune_one(s: Settings, strategy: str = "full", modalities=MODALITIES,
     Under ``torch.distributed`` (``world`` processes) the model is wrapped in
     ``DistributedDataParallel`` and each process trains on its share of every global
     batch. With ``out`` (written by rank 0 only): ``metrics.json``, ``model.pt`` (see
-    :func:`mmcourse.model_file.save_finetuned`), ``learning_curve.png`` and
+    :func:`mmcourse.training.model_file.save_finetuned`), ``learning_curve.png`` and
     ``confusion.png``. Returns the metrics dict.
     """
     device = (torch.device("cuda", rank % torch.cuda.device_count())
@@ -426,10 +431,6 @@ def finetune_one(s: Settings, strategy: str = "full", modalities=MODALITIES,
                "categories": data.categories,
                "test_probabilities": result["probabilities"].tolist()}
     if out is not None and rank == 0:
-        import matplotlib.pyplot as plt
-
-        from ..plots import plot_confusion, plot_history
-
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -446,9 +447,6 @@ def finetune_one(s: Settings, strategy: str = "full", modalities=MODALITIES,
 
 def machine() -> str:
     """One line naming the machine: the GPU, or the CPU model and its core count."""
-    import os
-    import platform
-
     device = try_gpu()
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -2,7 +2,7 @@
 
 Each model has the same three small encoders — a CNN for the 8×8 image, a GRU over the
 words of the text, a CRNN over the MFCC frames (:mod:`mmcourse.experiments.avdigits`) —
-and differs only in its fusion (:mod:`mmcourse.fusion`). Unimodal baselines use one
+and differs only in its fusion (:mod:`mmcourse.nn.fusion`). Unimodal baselines use one
 encoder and a linear head. Every configuration is trained once per seed; the table
 reports test accuracy as mean ± standard deviation over the seeds. The training split's
 last 10 % (stratified) is the validation set that picks each run's best epoch; the test
@@ -23,10 +23,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from ..fusion import presence_mask
-from ..metrics import accuracy
-from ..models import build_model
-from ..train import FitResult, default_forward, embed, fit, model_device, predict
+from mmcourse.nn.fusion import presence_mask
+from mmcourse.nn.models import build_model
+from mmcourse.training.metrics import accuracy
+from mmcourse.training.train import FitResult, default_forward, embed, fit, model_device, predict
+
 from . import Outcome, checkpoint, mode_settings
 from .avdigits import FUSION_OPTIONS, MODALITIES, av_loaders, model_config, tokenizer
 
@@ -76,7 +77,7 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
     """AV-digits train, validation and test DataLoaders of dict batches
     (:func:`~mmcourse.experiments.avdigits.av_loaders`): ``s.train_limit`` training
     samples in batches of ``s.batch_size``, shuffled by PyTorch's global generator, which
-    :func:`mmcourse.train.fit` reseeds every epoch."""
+    :func:`mmcourse.training.train.fit` reseeds every epoch."""
     return av_loaders(seed=None, batch_size=s.batch_size, train_limit=s.train_limit)[0]
 
 

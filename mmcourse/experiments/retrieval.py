@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 
-from .. import config
-from ..crossmodal import ContrastiveModel, contrastive_forward, symmetric_cross_entropy
-from ..encoders import EFFICIENTNET_DIM, Precomputed
-from ..metrics import chance_recall, recall_at_k
-from ..train import FitResult, embed, fit
+from mmcourse.nn.crossmodal import ContrastiveModel, contrastive_forward, symmetric_cross_entropy
+from mmcourse.nn.encoders import EFFICIENTNET_DIM, Precomputed
+from mmcourse.runtime import config
+from mmcourse.training.metrics import chance_recall, recall_at_k
+from mmcourse.training.train import FitResult, embed, fit
+
 from . import Outcome, checkpoint, mode_settings
 from .stamp_features import TEXT_DIM, stamp_split
 
@@ -42,7 +43,7 @@ class Settings:
     weight_decay: float = 1e-2
     seed: int = 0
     """Seeds the initial weights and the batch order (the stamp subset and the split use
-    :data:`mmcourse.config.SPLIT_SEED`)."""
+    :data:`mmcourse.runtime.config.SPLIT_SEED`)."""
 
 
 FAST = dict(stamp_limit=480)

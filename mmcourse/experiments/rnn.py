@@ -9,8 +9,8 @@ no test object was seen in training, in any language.
 Two classifiers share that split:
 
 * a character-level :class:`~mmcourse.preprocessing.Tokenizer` and a bidirectional
-  :class:`~mmcourse.encoders.TextRNNEncoder` (GRU, LSTM or tanh RNN) with a linear head,
-  built by :func:`mmcourse.models.build_model` and trained by :func:`mmcourse.train.fit`;
+  :class:`~mmcourse.nn.encoders.TextRNNEncoder` (GRU, LSTM or tanh RNN) with a linear head,
+  built by :func:`mmcourse.nn.models.build_model` and trained by :func:`mmcourse.training.train.fit`;
 * a bag of character 1–3-grams (TF-IDF) with a logistic regression (scikit-learn).
 
 Samples are dicts ``{"tokens": LongTensor (L,), "label": int}`` batched by
@@ -28,15 +28,21 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import SGDClassifier
+from sklearn.pipeline import make_pipeline
 from torch.utils.data import DataLoader
 
-from .. import config, data
-from ..encoders import count_parameters
-from ..metrics import classification_scores, confusion_matrix, labels_of
-from ..models import MultimodalModel, build_model
-from ..preprocessing import Tokenizer, collate_multimodal, normalize_text
-from ..train import FitResult, embed, fit, predict
+from mmcourse import data
+from mmcourse.nn.encoders import count_parameters
+from mmcourse.nn.models import MultimodalModel, build_model
+from mmcourse.preprocessing import Tokenizer, collate_multimodal, normalize_text
+from mmcourse.runtime import config
+from mmcourse.training.metrics import classification_scores, confusion_matrix, labels_of
+from mmcourse.training.train import FitResult, embed, fit, predict
+
 from . import Outcome, checkpoint, mode_settings
 
 FAST_LANGUAGES = ("ca", "ca@valencia", "de", "en", "es", "fr", "hr", "pt", "pt_BR",
@@ -83,7 +89,7 @@ class Settings:
     """L2 penalty of the baseline's logistic regression."""
     seed: int = 0
     """Seeds the model's initialisation, training and the baseline (the split uses
-    :data:`mmcourse.config.SPLIT_SEED`)."""
+    :data:`mmcourse.runtime.config.SPLIT_SEED`)."""
 
 
 FAST = dict(languages=FAST_LANGUAGES, epochs=4, compare_epochs=4)
@@ -168,7 +174,7 @@ def language_loaders(dataset: CaptionLanguages, tokenizer: Tokenizer, s: Setting
     Each batch holds ``tokens`` int64 (B, L_max) with L_max ≤ ``s.max_len``,
     ``tokens_lengths`` (B,), ``tokens_mask`` (B, L_max) and ``label`` (B,); B is
     ``s.batch_size`` for training and twice that otherwise. The training order comes from
-    PyTorch's global generator, which :func:`mmcourse.train.fit` reseeds every epoch.
+    PyTorch's global generator, which :func:`mmcourse.training.train.fit` reseeds every epoch.
     """
     return {part: DataLoader(language_samples(dataset, tokenizer, part, s.max_len),
                              batch_size=s.batch_size if part == "train" else 2 * s.batch_size,
@@ -186,7 +192,7 @@ def loaders(s: Settings) -> tuple[CaptionLanguages, Tokenizer, dict[str, DataLoa
 
 def model(s: Settings, vocab_size: int, num_classes: int) -> MultimodalModel:
     """Characters → embedding (``s.embed_dim``) → bidirectional ``s.cell`` → pooling →
-    logits, built by :func:`mmcourse.models.build_model` and initialised from ``s.seed``.
+    logits, built by :func:`mmcourse.nn.models.build_model` and initialised from ``s.seed``.
 
     A batch dict with ``tokens`` (B, L) and ``tokens_lengths`` (B,) → logits
     (B, num_classes); ``model.embed(batch)["text"]`` is the pooled caption embedding
@@ -209,7 +215,7 @@ def run_name(s: Settings) -> str:
 
 def train(model: MultimodalModel, loaders: dict[str, DataLoader], s: Settings,
           progress: bool = True) -> FitResult:
-    """Train ``model`` on ``loaders["train"]`` with :func:`mmcourse.train.fit`.
+    """Train ``model`` on ``loaders["train"]`` with :func:`mmcourse.training.train.fit`.
 
     AdamW with a one-cycle schedule over ``s.epochs``; the validation loader picks the
     best epoch. Load-or-train: a finished run's checkpoint
@@ -223,7 +229,7 @@ def train(model: MultimodalModel, loaders: dict[str, DataLoader], s: Settings,
 def rnn_predictions(model: MultimodalModel, loader: DataLoader) -> np.ndarray:
     """Predicted label int64 (n,) of every caption of ``loader``, in the loader's order.
 
-    Each batch runs on the model's device (:func:`mmcourse.train.predict`).
+    Each batch runs on the model's device (:func:`mmcourse.training.train.predict`).
     """
     logits, _ = predict(model, loader)
     return labels_of(logits)
@@ -232,7 +238,7 @@ def rnn_predictions(model: MultimodalModel, loader: DataLoader) -> np.ndarray:
 def embeddings(model: MultimodalModel, loader: DataLoader) -> np.ndarray:
     """The encoder's caption embeddings, float32 (n, 2 · hidden_size), in the loader's order.
 
-    Each batch runs on the model's device (:func:`mmcourse.train.embed`).
+    Each batch runs on the model's device (:func:`mmcourse.training.train.embed`).
     """
     outputs, _ = embed(model, loader)
     return outputs["text"].numpy()
@@ -273,10 +279,6 @@ def ngram_baseline(dataset: CaptionLanguages, s: Settings):
     with L2 penalty ``s.ngram_alpha``, which takes seconds where an exact solver takes
     minutes.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import SGDClassifier
-    from sklearn.pipeline import make_pipeline
-
     pipeline = make_pipeline(
         TfidfVectorizer(analyzer="char", ngram_range=tuple(s.ngrams),
                         preprocessor=normalize_text, sublinear_tf=True, min_df=2),
@@ -304,8 +306,6 @@ def confused_pairs(labels: np.ndarray, predictions: np.ndarray, languages: list,
     ``labels`` and ``predictions`` are (n,). Columns ``a``, ``b``, ``a→b`` (captions in a
     predicted as b), ``b→a`` and ``total``; rows sorted by total, largest first.
     """
-    import pandas as pd
-
     matrix = confusion_matrix(predictions, labels, len(languages))
     rows = [(languages[i], languages[j], matrix[i, j], matrix[j, i], matrix[i, j] + matrix[j, i])
             for i in range(len(languages)) for j in range(i + 1, len(languages))]

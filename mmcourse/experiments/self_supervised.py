@@ -14,13 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.neighbors import KNeighborsClassifier
 from torch.utils.data import DataLoader, Subset
 
-from ..crossmodal import ContrastiveModel, contrastive_forward, symmetric_cross_entropy
-from ..data import AVDigitsDataset, load_av_digits
-from ..metrics import accuracy
-from ..models import build_encoder, build_model
-from ..train import FitResult, embed, fit, predict
+from mmcourse.data import AVDigitsDataset, load_av_digits
+from mmcourse.nn.crossmodal import ContrastiveModel, contrastive_forward, symmetric_cross_entropy
+from mmcourse.nn.models import build_encoder, build_model
+from mmcourse.training.metrics import accuracy
+from mmcourse.training.train import FitResult, embed, fit, predict
+
 from . import Outcome, checkpoint, mode_settings
 from .avdigits import collate, model_config, tokenizer
 
@@ -102,7 +104,7 @@ def train(model: ContrastiveModel, loaders: dict[str, DataLoader], s: Settings,
 
 
 def _encoder_outputs(model: ContrastiveModel, batch: dict):
-    """:func:`mmcourse.train.embed`'s ``fn``: each encoder's output before the projection
+    """:func:`mmcourse.training.train.embed`'s ``fn``: each encoder's output before the projection
     head, {modality: (B, D)}, and the labels (B,)."""
     return ({m: encoder(*(batch[k] for k in model.inputs[m]))
              for m, encoder in model.encoders.items()}, batch["label"])
@@ -120,8 +122,6 @@ def neighbour_accuracy(x: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
     """How well embeddings ``x`` (N, D) predict ``labels`` (N,) without training a
     classifier: a k-nearest-neighbour vote (Euclidean) fitted on the even rows and scored
     on the odd rows."""
-    from sklearn.neighbors import KNeighborsClassifier
-
     knn = KNeighborsClassifier(k).fit(x[::2], labels[::2])
     return accuracy(knn.predict(x[1::2]), labels[1::2])
 

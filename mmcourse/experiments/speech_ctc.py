@@ -2,13 +2,13 @@
 
 One language of the recorded stamp captions (Spanish by default: 888 clips with a
 caption, a spelling close to its sounds). Captions are normalised to the
-language's letters and the space (:func:`mmcourse.transcripts.normalize_transcript`);
+language's letters and the space (:func:`mmcourse.tasks.transcripts.normalize_transcript`);
 the character inventory comes from the training captions. Stamps are split 70/15/15 %
 by stamp (:func:`mmcourse.data.split_stamps`, as in chapter 03), so no test clip is
 heard in training; identical captions of different stamps ("Una rana.") may still fall
 on both sides, which helps the nearest-neighbour baseline more than the recogniser.
 
-A CRNN (:class:`mmcourse.asr.CTCRecognizer`, chapter 03's encoder with a per-frame
+A CRNN (:class:`mmcourse.tasks.asr.CTCRecognizer`, chapter 03's encoder with a per-frame
 output layer) is trained with the CTC loss, once per seed, and decoded greedily and by
 prefix beam search, with and without a character n-gram language model of the training
 captions. The baseline copies the transcript of the nearest training clip in the
@@ -25,14 +25,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import config, data
-from ..asr import (CTCRecognizer, TranscriptDataset, collate_transcripts, ctc_step,
-                   mean_loss, nearest_neighbours, transcribe, utterance_embeddings)
-from ..ctc import CharNgramLM, lm_scorer
-from ..encoders import count_parameters
-from ..metrics import cer, wer
-from ..train import FitResult, fit
-from ..transcripts import CharTokenizer
+from mmcourse import data
+from mmcourse.nn.encoders import count_parameters
+from mmcourse.runtime import config
+from mmcourse.tasks.asr import (CTCRecognizer, TranscriptDataset, collate_transcripts, ctc_step,
+                                mean_loss, nearest_neighbours, transcribe, utterance_embeddings)
+from mmcourse.tasks.ctc import CharNgramLM, lm_scorer
+from mmcourse.tasks.transcripts import CharTokenizer
+from mmcourse.training.metrics import cer, wer
+from mmcourse.training.train import FitResult, fit
+
 from . import Outcome, checkpoint, mode_settings
 from .audio_tasks import SPEC_AUGMENT, STAMP_FRACTIONS, BucketBatchSampler
 
@@ -44,7 +46,7 @@ class Settings:
     """The recipe's settings; the defaults are the full run's."""
 
     language: str = "es"
-    """Language of the spoken captions (a key of :data:`mmcourse.transcripts.ALPHABETS`)."""
+    """Language of the spoken captions (a key of :data:`mmcourse.tasks.transcripts.ALPHABETS`)."""
     per_language: int | None = None
     """Clips kept, the first in stamp order (None: all)."""
     n_mels: int = 64
@@ -72,7 +74,7 @@ class Settings:
     """Recognisers :func:`run` trains, with seeds ``seed``, ``seed + 1``, …"""
     seed: int = 0
     """Seed of the model's initialisation and of training (the split always uses
-    :data:`mmcourse.config.SPLIT_SEED`)."""
+    :data:`mmcourse.runtime.config.SPLIT_SEED`)."""
 
 
 FAST = dict(epochs=12, seeds=1)
@@ -164,7 +166,7 @@ def model(s: Settings, num_symbols: int | None = None) -> CTCRecognizer:
 
 def train(model: nn.Module, loaders: dict[str, DataLoader], s: Settings,
           progress: bool = True) -> FitResult:
-    """Train with the CTC loss (:func:`mmcourse.asr.ctc_step`), AdamW and a one-cycle
+    """Train with the CTC loss (:func:`mmcourse.tasks.asr.ctc_step`), AdamW and a one-cycle
     schedule for ``s.epochs`` epochs; the epoch of lowest validation loss is kept.
     Load-or-train through a checkpoint."""
     return fit(model, loaders["train"], loaders["val"], epochs=s.epochs, lr=s.lr,

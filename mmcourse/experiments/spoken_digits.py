@@ -3,7 +3,7 @@
 The Free Spoken Digit Dataset (3,000 clips of 13 MFCCs per frame, 10 digits) is split,
 stratified and seeded, 72/8/20 % into training, validation and test parts
 (:func:`~mmcourse.experiments.audio_tasks.load_digits_task`). A CRNN
-(:class:`~mmcourse.encoders.AudioCRNNEncoder` and a linear head) is trained on it and
+(:class:`~mmcourse.nn.encoders.AudioCRNNEncoder` and a linear head) is trained on it and
 compared on the test part with a logistic regression on MFCC statistics pooled over time.
 Fast mode keeps a share of the clips and a narrower CRNN, trained for more epochs.
 """
@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import data
-from ..encoders import count_parameters
-from ..metrics import accuracy
-from ..train import FitResult, fit
+from mmcourse import data
+from mmcourse.nn.encoders import count_parameters
+from mmcourse.training.metrics import accuracy
+from mmcourse.training.train import FitResult, fit
+
 from . import Outcome, checkpoint, mode_settings
-from .audio_tasks import (N_MFCC, AudioTask, baseline, crnn_model, load_digits_task,
-                          predictions, task_loaders)
+from .audio_tasks import (N_MFCC, AudioTask, baseline, crnn_model, load_digits_task, predictions,
+                          task_loaders)
 
 NAME = "spoken-digits-crnn"
 
@@ -58,7 +59,7 @@ def settings(**overrides) -> Settings:
 
 def loaders(s: Settings) -> tuple[AudioTask, dict[str, DataLoader]]:
     """The spoken-digits task (``s.per_class`` clips per digit, split with
-    :data:`mmcourse.config.SPLIT_SEED`) and
+    :data:`mmcourse.runtime.config.SPLIT_SEED`) and
     its train, validation and test loaders of dict batches
     (:func:`~mmcourse.experiments.audio_tasks.task_loaders`, ``s.batch_size``)."""
     task = load_digits_task(per_class=s.per_class)

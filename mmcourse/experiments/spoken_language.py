@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..encoders import count_parameters
-from ..metrics import accuracy
-from ..train import FitResult, fit
+from mmcourse.nn.encoders import count_parameters
+from mmcourse.training.metrics import accuracy
+from mmcourse.training.train import FitResult, fit
+
 from . import Outcome, checkpoint, mode_settings
 from .audio_tasks import (LANGUAGES, SPEC_AUGMENT, AudioTask, baseline, crnn_model,
                           load_language_task, pooled_statistics, predictions, task_loaders)
@@ -71,7 +72,7 @@ def settings(**overrides) -> Settings:
 def loaders(s: Settings, stamps=None) -> tuple[AudioTask, dict[str, DataLoader]]:
     """The spoken-language task (``s.per_language`` clips of each of ``s.languages``,
     ``s.n_mels`` bands, stamps split with
-    :data:`mmcourse.config.SPLIT_SEED`; ``stamps`` default to
+    :data:`mmcourse.runtime.config.SPLIT_SEED`; ``stamps`` default to
     :func:`mmcourse.data.load_stamps`) and its train, validation and test loaders
     (:func:`~mmcourse.experiments.audio_tasks.task_loaders`): training clips are cut to
     ``s.max_frames`` and, if ``s.specaugment``, masked by SpecAugment."""

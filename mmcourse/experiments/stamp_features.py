@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .. import cache
-from ..data import image_array, load_stamps, split_stamps, stratified_split
-from ..encoders import EFFICIENTNET_MEAN_STD, ImageEncoder, sentence_encoder
-from ..preprocessing import collate_multimodal, eval_transform
-from ..train import embed
+from mmcourse.data import image_array, load_stamps, split_stamps, stratified_split
+from mmcourse.nn.encoders import EFFICIENTNET_MEAN_STD, ImageEncoder, sentence_encoder
+from mmcourse.preprocessing import collate_multimodal, eval_transform
+from mmcourse.runtime import cache
+from mmcourse.training.train import embed
 
 TEXT_DIM = 384
 """Size of an all-MiniLM-L6-v2 sentence embedding."""
@@ -106,7 +106,7 @@ class StampSplit:
                shuffle: bool = False) -> DataLoader:
         """Batches {"image": (B, 1280), "text": (B, 384), "label": int64 (B,)} of ``part``;
         ``batch_size`` None puts all its stamps in one batch. A shuffled loader draws its
-        order from PyTorch's global generator, which :func:`mmcourse.train.fit` reseeds
+        order from PyTorch's global generator, which :func:`mmcourse.training.train.fit` reseeds
         every epoch."""
         data = self.pairs(part)
         return DataLoader(data, batch_size=batch_size or len(data), shuffle=shuffle,

@@ -11,9 +11,9 @@ translated. Seven systems are scored on every test fold with sacrebleu's BLEU an
 * **retrieval** — the French caption of the nearest English training caption
   (the nearest training stamp by the similarity of their English captions);
 * **retrieval + repair** — that French caption edited where the two English captions
-  differ (:func:`~mmcourse.translation.repair_translation`, with a
-  :class:`~mmcourse.translation.WordLexicon` learned on the fold's training pairs);
-* **seq2seq** — the word-level :class:`~mmcourse.translation.Translator` (attention and
+  differ (:func:`~mmcourse.tasks.translation.repair_translation`, with a
+  :class:`~mmcourse.tasks.translation.WordLexicon` learned on the fold's training pairs);
+* **seq2seq** — the word-level :class:`~mmcourse.tasks.translation.Translator` (attention and
   copying) that reads only the English;
 * **text** — the same model reading also the retrieval baseline's French caption
   (retrieve and edit): the best text-only model;
@@ -28,22 +28,29 @@ translated. Seven systems are scored on every test fold with sacrebleu's BLEU an
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import os
+import platform
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..data import load_stamps
-from ..encoders import EFFICIENTNET_DIM
-from ..train import FitResult, fit
-from ..metrics import bleu, chrf
-from ..preprocessing.text import PAD, SequenceTokenizer, normalize_text
-from ..translation import (PairBatches, Translator, WordLexicon, caption_pairs,
-                           copy_baseline, nearest_neighbours, repair_translation,
-                           sentence_vectors, stamp_folds, teacher_forcing_forward,
-                           translate)
+from mmcourse.data import load_stamps
+from mmcourse.nn.encoders import EFFICIENTNET_DIM
+from mmcourse.preprocessing.text import PAD, SequenceTokenizer, normalize_text
+from mmcourse.tasks.translation import (PairBatches, Translator, WordLexicon, caption_pairs,
+                                        copy_baseline, nearest_neighbours, repair_translation,
+                                        sentence_vectors, stamp_folds, teacher_forcing_forward,
+                                        translate)
+from mmcourse.training.metrics import bleu, chrf
+from mmcourse.training.train import FitResult, fit
+
 from . import Outcome, checkpoint, mode_settings
 from .stamp_features import stamp_features
 
@@ -123,7 +130,7 @@ class TranslationData:
         nearest training stamp, a training stamp's nearest *other* training stamp (so
         that training sees neighbours as imperfect as at test time); −1 elsewhere.
         Similarity: cosine of ``text`` for "minilm", else
-        :func:`~mmcourse.translation.sentence_vectors`."""
+        :func:`~mmcourse.tasks.translation.sentence_vectors`."""
         train_idx, test_idx = self.folds[k]
         vectors = (self.text if method == "minilm" else
                    sentence_vectors([self.source[i] for i in train_idx], self.source, method))
@@ -161,7 +168,7 @@ class TranslationData:
 
 def loaders(s: Settings) -> TranslationData:
     """All stamps with an English and a French caption (or ``s.stamp_limit`` of them),
-    their picture and caption features and the folds (:func:`~mmcourse.translation.stamp_folds` with ``s.split_seed``)."""
+    their picture and caption features and the folds (:func:`~mmcourse.tasks.translation.stamp_folds` with ``s.split_seed``)."""
     stamps, source, target = caption_pairs(load_stamps())
     if s.stamp_limit is not None and s.stamp_limit < len(stamps):
         keep = np.sort(np.random.default_rng(s.split_seed).choice(len(stamps), s.stamp_limit,
@@ -178,7 +185,7 @@ MODELS = {"seq2seq": (False, False), "text": (True, False), "text + image": (Tru
 
 def model(s: Settings, src_vocab: int, tgt_vocab: int, system: str = "text + image"
           ) -> Translator:
-    """A fresh :class:`~mmcourse.translation.Translator` for vocabularies of these sizes,
+    """A fresh :class:`~mmcourse.tasks.translation.Translator` for vocabularies of these sizes,
     reading what ``system`` (a key of :data:`MODELS`) reads; initialised from ``s.seed``
     (the global random state is left as it was)."""
     neighbour, image = MODELS[system]
@@ -250,7 +257,7 @@ def evaluate(nets: dict, fold: dict, data: TranslationData, s: Settings) -> dict
 
 def repaired_retrieval(data: TranslationData, fold: dict) -> list[str]:
     """The "retrieval + repair" translations of the fold's test stamps, in order: each
-    retrieved French caption edited by :func:`~mmcourse.translation.repair_translation`
+    retrieved French caption edited by :func:`~mmcourse.tasks.translation.repair_translation`
     with the fold's lexicon (learned on its training pairs only)."""
     test = fold["test_idx"]
     return [repair_translation(data.source[i], data.source[j], data.target[j],
@@ -329,18 +336,11 @@ def run(s: Settings | None = None, progress: bool = False) -> Outcome:
 def main(argv=None) -> int:
     """``python -m mmcourse.experiments.translation [--out FILE]``: run the recipe in full
     mode (unless ``MMCOURSE_FAST=1``), print the table and write the record as JSON."""
-    import argparse
-    import json
-    import os
-    from pathlib import Path
-
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("--out", help="where to write the JSON record")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("MMCOURSE_FAST", "0")
-    import platform
-    import time
 
     tic = time.perf_counter()
     outcome = run(progress=args.progress)

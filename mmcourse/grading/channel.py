@@ -15,10 +15,12 @@ import json
 import math
 import os
 import select
+import sys
 import time
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import numpy as np
+import torch
 
 MAX_MESSAGE = 256 * 2**20
 """Bytes above which a message is refused."""
@@ -120,8 +122,6 @@ def decode_array(spec) -> np.ndarray:
 
 
 def encode_tensor(tensor) -> dict:
-    import torch
-
     tensor = tensor.detach()
     if tensor.layout != torch.strided or tensor.device.type == "meta":
         raise TypeError(f"cannot send a {tensor.layout} tensor on {tensor.device}")
@@ -135,8 +135,6 @@ def encode_tensor(tensor) -> dict:
 
 
 def decode_tensor(spec):
-    import torch
-
     array = decode_array(spec)
     tensor = torch.from_numpy(array)
     if spec["dtype"] in _TORCH_ONLY:
@@ -258,19 +256,15 @@ class Decoder:
         if tag == "$array":
             return decode_array(payload)
         if tag == "$size":
-            import torch
             return torch.Size([int(v) for v in payload])
         if tag == "$dtype":
-            import torch
             value = getattr(torch, str(payload), None)
             if not isinstance(value, torch.dtype):
                 raise ChannelError("malformed dtype")
             return value
         if tag == "$device":
-            import torch
             return torch.device(str(payload))
         if tag == "$path":
-            from pathlib import Path
             return Path(str(payload))
         if tag == "$bytes":
             return base64.b64decode(str(payload).encode("ascii"), validate=True)
@@ -299,5 +293,4 @@ class Decoder:
 
 
 def _torch():
-    import sys
     return sys.modules.get("torch")

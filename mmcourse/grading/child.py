@@ -15,8 +15,14 @@ import ast
 import builtins
 import io
 import os
+import posix
 import sys
 import traceback
+
+import torch
+
+from . import channel
+from .forbid import forbid
 
 _MEMORY_WORDS = ("can't allocate memory", "cannot allocate memory", "not enough memory",
                  "DefaultCPUAllocator", "out of memory")
@@ -78,12 +84,9 @@ class _Server:
 
     # ------------------------------------------------------------------ helpers
     def send(self, message: dict) -> None:
-        from . import channel
         channel.send(self.replies, message)
 
     def encode(self, value):
-        from . import channel
-
         def handle(obj):
             self.handles.append(obj)
             return {"$handle": len(self.handles) - 1, "type": type(obj).__name__,
@@ -94,8 +97,6 @@ class _Server:
         return data, encoder.tensors
 
     def decode(self, data, tensors):
-        from . import channel
-
         def tag(name, payload, whole):
             if name == "$ref":
                 return self.resolve(payload)
@@ -116,11 +117,9 @@ class _Server:
         return obj
 
     def tensors_out(self, tensors: list) -> list:
-        from . import channel
         return [dict(channel.encode_tensor(t), grad=bool(t.requires_grad)) for t in tensors]
 
     def tensors_in(self, specs: list) -> list:
-        from . import channel
         out = []
         for spec in specs:
             tensor = channel.decode_tensor(spec)
@@ -149,8 +148,6 @@ class _Server:
         self.send({"event": "ran", "output_chars": out.chars})
 
     def serve(self) -> None:
-        from . import channel
-
         while True:
             try:
                 request = channel.receive(self.requests)
@@ -194,14 +191,12 @@ class _Server:
         return self.describe(self.resolve(request["target"]))
 
     def op_call(self, request: dict) -> dict:
-        import torch
-
         inputs = self.tensors_in(request.get("tensors", []))
         args = self.decode(request.get("args", []), inputs)
         kwargs = self.decode(request.get("kwargs", {"$dict": []}), inputs)
         target = self.resolve(request["target"])
         grad = bool(request.get("grad"))
-        restore = _forbid(request.get("forbid", []))
+        restore = forbid(request.get("forbid", []))
         try:
             with torch.set_grad_enabled(grad):
                 result = target(*args, **kwargs)
@@ -216,8 +211,6 @@ class _Server:
                 "differentiable": differentiable}
 
     def op_backward(self, request: dict) -> dict:
-        import torch
-
         leaves, outputs = self.graphs[request["id"]]
         grads = self.tensors_in(request.get("tensors", []))
         if len(grads) != len(outputs):
@@ -241,7 +234,6 @@ class _Helpers:
 
 
 def _is_data(value) -> bool:
-    import torch
     return isinstance(value, torch.Tensor)
 
 
@@ -252,43 +244,7 @@ def _short(err: BaseException) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
-def _forbid(names: list):
-    """Replace each dotted name (``torch.nn.functional.conv2d``) by a function that
-    raises while a test calls the submission; return a function that undoes it."""
-    import importlib
-
-    saved = []
-    for dotted in names:
-        parts = str(dotted).split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            try:
-                owner = importlib.import_module(".".join(parts[:cut]))
-            except ImportError:
-                continue
-            try:
-                for attr in parts[cut:-1]:
-                    owner = getattr(owner, attr)
-                saved.append((owner, parts[-1], getattr(owner, parts[-1])))
-            except AttributeError:
-                pass
-            break
-
-    def forbidden(*args, **kwargs):
-        raise RuntimeError(f"this answer may not call {', '.join(names)}")
-
-    for owner, attr, _ in saved:
-        setattr(owner, attr, forbidden)
-
-    def restore():
-        for owner, attr, value in saved:
-            setattr(owner, attr, value)
-
-    return restore
-
-
 def main() -> int:
-    from . import channel
-
     requests, replies = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
@@ -299,11 +255,7 @@ def main() -> int:
         raise _ExitCalled(code)
 
     os._exit = fake_exit
-    try:
-        import posix
-        posix._exit = fake_exit
-    except ImportError:
-        pass
+    posix._exit = fake_exit
     server = _Server(requests, replies)
     try:
         first = channel.receive(requests)

@@ -20,8 +20,11 @@ the submission's names are proxies to the sandboxed child (:mod:`mmcourse.gradin
 from __future__ import annotations
 
 import contextlib
-import importlib
 import secrets
+import sys
+import types
+
+from .forbid import forbid, resolve
 
 _state: dict = {"secret": None, "remote": False, "forbid": [], "session": None}
 
@@ -42,9 +45,6 @@ def set_session(session) -> None:
 def in_submission(source: str):
     """Run ``source`` (function definitions) beside the submission's names; return an
     object whose attributes are its functions."""
-    import sys
-    import types
-
     if _state["session"] is not None:
         return _state["session"].harness(source)
     names = dict(sys._getframe(1).f_globals)
@@ -69,35 +69,16 @@ def forbidding(*names: str):
     """Make the dotted ``names`` (``"torch.nn.functional.conv2d"``) raise while the
     answers are called inside the block."""
     if _state["remote"] or _state["session"] is not None:
+        for name in names:  # the child resolves them again; a misspelling fails here first
+            resolve(name)
         before = list(_state["forbid"])
         _state["forbid"] = before + list(names)
-        try:
-            yield
-        finally:
+
+        def restore():
             _state["forbid"] = before
-        return
-    saved = []
-    for dotted in names:
-        module, _, attr = dotted.rpartition(".")
-        owner = None
-        parts = module.split(".")
-        for cut in range(len(parts), 0, -1):
-            try:
-                owner = importlib.import_module(".".join(parts[:cut]))
-            except ImportError:
-                continue
-            for sub in parts[cut:]:
-                owner = getattr(owner, sub)
-            break
-        saved.append((owner, attr, getattr(owner, attr)))
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError(f"this answer may not call {', '.join(names)}")
-
-    for owner, attr, _ in saved:
-        setattr(owner, attr, refuse)
+    else:
+        restore = forbid(names)
     try:
         yield
     finally:
-        for owner, attr, value in saved:
-            setattr(owner, attr, value)
+        restore()

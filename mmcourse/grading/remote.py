@@ -15,6 +15,8 @@ from __future__ import annotations
 import itertools
 import time
 
+import torch
+
 from . import channel, hidden, sandbox
 
 
@@ -208,8 +210,6 @@ class Remote:
         return self._session._value(reply, ref, label)
 
     def __call__(self, *args, **kwargs):
-        import torch
-
         session = self._session
         encoder = channel.Encoder(on_other=_reference)
         try:
@@ -241,8 +241,6 @@ def _reference(value):
 
 
 def _remote_call_class():
-    import torch
-
     class RemoteCall(torch.autograd.Function):
         """A call into the child, as one node of the grader's autograd graph."""
 

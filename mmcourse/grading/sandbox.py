@@ -32,8 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import mmcourse
-
 DEFAULT_MEMORY = 6 * 2**30
 """Bytes of address space the submission's process may use."""
 WORK = "/sandbox"
@@ -51,7 +49,7 @@ _PASS_ENV = ("MMCOURSE_DATA_ROOT", "MMCOURSE_FAST", "CI", "LANG", "LC_ALL", "TZ"
 
 def package_parent() -> Path:
     """The folder that holds the ``mmcourse`` package in use."""
-    return Path(mmcourse.__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def _shared_cache() -> Path:

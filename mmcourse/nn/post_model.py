@@ -37,8 +37,8 @@ and returns what breaks:
   (TypeError).
 
 :func:`repaired_post_model` builds what the post was after from the course's pieces: one
-encoder per modality (:mod:`mmcourse.encoders`), the modalities read as a sequence by an
-LSTM (:class:`mmcourse.fusion.SequenceFusion`, fusion ``"lstm"``) and a linear head.
+encoder per modality (:mod:`mmcourse.nn.encoders`), the modalities read as a sequence by an
+LSTM (:class:`mmcourse.nn.fusion.SequenceFusion`, fusion ``"lstm"``) and a linear head.
 """
 from __future__ import annotations
 
@@ -48,7 +48,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import Tensor, nn
+from torchvision import models
+from torchvision.models import ResNet50_Weights
 
 from .models import MultimodalModel, build_model
 
@@ -80,7 +83,6 @@ class PostMultiModalNet(nn.Module):
 
     def __init__(self, weights=None):
         super().__init__()
-        from torchvision import models
 
         self.cnn = models.resnet50(weights=weights)
         self.rnn = nn.LSTM(input_size=2048, hidden_size=512, num_layers=2, batch_first=True)
@@ -97,8 +99,6 @@ class PostMultiModalNet(nn.Module):
 
 
 def _torchvision_version() -> tuple[int, int]:
-    import torchvision
-
     major, minor = re.match(r"(\d+)\.(\d+)", torchvision.__version__).groups()
     return int(major), int(minor)
 
@@ -115,8 +115,6 @@ def pretrained_flag_problem() -> str:
     download. Older torchvision (< 0.13) would download without a word, so it is not
     asked; :data:`PRETRAINED_FLAG_TEXT` is returned instead.
     """
-    from torchvision import models
-
     if _torchvision_version() < (0, 13):
         return PRETRAINED_FLAG_TEXT
     lines: list[str] = []
@@ -249,8 +247,6 @@ def _problems(net: PostMultiModalNet, batch: dict[str, Tensor], size: int) -> li
 
 def _pretrained_problem(net: PostMultiModalNet) -> PostProblem:
     """``models.resnet50(pretrained=True)``: what the deprecated flag means and loads."""
-    from torchvision.models import ResNet50_Weights
-
     legacy, default = ResNet50_Weights.IMAGENET1K_V1, ResNet50_Weights.DEFAULT
     said = pretrained_flag_problem().splitlines()
     kind = said[0].split(":", 1)[0]
@@ -319,8 +315,6 @@ def _forced_inputs(net: PostMultiModalNet, batch: dict[str, Tensor], size: int):
 def _no_fusion_problem(net: PostMultiModalNet, x1: Tensor, x2: Tensor, x3: Tensor,
                        x: Tensor) -> PostProblem:
     """``torch.cat((x1, x2, x3), dim=1)``: logits side by side, nothing fused."""
-    from torchvision.models import ResNet50_Weights
-
     legacy = ResNet50_Weights.IMAGENET1K_V1
     classes = legacy.meta["categories"]  # shipped with torchvision: no download
     fusion_params = 0  # torch.cat has none; the first layer that sees all three is the LSTM
@@ -336,7 +330,7 @@ def _no_fusion_problem(net: PostMultiModalNet, x1: Tensor, x2: Tensor, x3: Tenso
         f"{RESNET50_FEATURES}-d features before the fc are thrown away. Nothing in the "
         f"model is learned across modalities: the only layer meant to see all three, the "
         f"LSTM, cannot run (next record). Repair: a fusion module over per-modality "
-        f"embeddings (mmcourse.fusion; here `lstm`, which reads the projected modalities "
+        f"embeddings (mmcourse.nn.fusion; here `lstm`, which reads the projected modalities "
         f"as a sequence).",
         {"x1": tuple(x1.shape), "x2": tuple(x2.shape), "x3": tuple(x3.shape),
          "torch.cat": tuple(x.shape)})
@@ -399,7 +393,7 @@ def repaired_post_model(num_classes: int = 10, *, image_encoder: str = "small_cn
                         vocab_size: int = 1000, n_features: int = 13, dim: int = 64,
                         hidden: int = 128, num_layers: int = 2,
                         dropout: float = 0.0) -> MultimodalModel:
-    """The post's idea built from the course's pieces: a :func:`~mmcourse.models.build_model`
+    """The post's idea built from the course's pieces: a :func:`~mmcourse.nn.models.build_model`
     model, batch dict → logits (N, num_classes).
 
     One encoder per modality: images (N, ``image_channels``, H, W) by ``image_encoder``

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -37,8 +38,6 @@ def show_images(images: Sequence, captions: Sequence[str] | None = None, ncols: 
     ``images``: PIL images, arrays (H, W) or (H, W, 3), or tensors (C, H, W) in [0, 1].
     Captions are wrapped at ``wrap`` characters. Returns the matplotlib Figure.
     """
-    import textwrap
-
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sacrebleu.metrics import BLEU, CHRF
+from sklearn.metrics import accuracy_score, confusion_matrix as sk_confusion, f1_score
 from torch import Tensor
 
 
@@ -26,7 +28,6 @@ def accuracy(scores, targets) -> float:
     if isinstance(scores, Tensor) and isinstance(targets, Tensor):
         predicted = scores.argmax(-1) if scores.ndim == 2 else scores
         return float((predicted == targets.to(predicted.device)).float().mean())
-    from sklearn.metrics import accuracy_score
 
     return float(accuracy_score(labels_of(targets), labels_of(scores)))
 
@@ -37,8 +38,6 @@ def macro_f1(scores, targets, num_classes: int | None = None) -> float:
     ``num_classes`` fixes the classes averaged over (0..num_classes−1), so a class that is
     never predicted nor present still counts, with F1 = 0; None uses the classes seen.
     """
-    from sklearn.metrics import f1_score
-
     classes = None if num_classes is None else list(range(num_classes))
     return float(f1_score(labels_of(targets), labels_of(scores), labels=classes,
                           average="macro", zero_division=0))
@@ -46,8 +45,6 @@ def macro_f1(scores, targets, num_classes: int | None = None) -> float:
 
 def confusion_matrix(scores, targets, num_classes: int) -> np.ndarray:
     """Counts int64 (num_classes, num_classes): row = true class, column = predicted class."""
-    from sklearn.metrics import confusion_matrix as sk_confusion
-
     return sk_confusion(labels_of(targets), labels_of(scores), labels=list(range(num_classes)))
 
 
@@ -96,8 +93,6 @@ def bleu(hypotheses, references, lowercase: bool = True) -> float:
     n-gram precision and BP = min(1, exp(1 - r/c)) the brevity penalty (r, c: reference
     and hypothesis lengths in tokens).
     """
-    from sacrebleu.metrics import BLEU
-
     refs = _reference_streams(hypotheses, references)
     return float(BLEU(lowercase=lowercase).corpus_score(list(hypotheses), refs).score)
 
@@ -108,8 +103,6 @@ def chrf(hypotheses, references, lowercase: bool = True) -> float:
     ``hypotheses`` and ``references`` are strings, one reference per hypothesis; with
     ``lowercase`` both are lower-cased first.
     """
-    from sacrebleu.metrics import CHRF
-
     refs = _reference_streams(hypotheses, references)
     return float(CHRF(lowercase=lowercase).corpus_score(list(hypotheses), refs).score)
 

@@ -9,7 +9,7 @@ self-supervised (自监督) objectives.
   gradient trains the encoders to make that impossible.
 * :class:`ContrastiveModel` — self-supervised pretraining on unlabelled pairs: two
   encoders with projection heads trained with InfoNCE; it plugs into
-  :func:`mmcourse.train.fit` through :func:`contrastive_forward` and
+  :func:`mmcourse.training.train.fit` through :func:`contrastive_forward` and
   :func:`symmetric_cross_entropy`, which reports the in-batch retrieval accuracy.
 """
 from __future__ import annotations
@@ -21,7 +21,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .metrics import accuracy
+from mmcourse.training.metrics import accuracy
+
+from .models import INPUTS
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: Tensor | float = 0.07) -> Tensor:
@@ -120,7 +122,7 @@ class ContrastiveModel(nn.Module):
     """Two encoders, a projection head each, and a learned temperature: batch → logits.
 
     ``forward(batch)`` embeds modality ``a`` and ``b`` of the batch (inputs chosen by
-    ``inputs``, as in :class:`mmcourse.models.MultimodalModel`), projects both to ``dim``,
+    ``inputs``, as in :class:`mmcourse.nn.models.MultimodalModel`), projects both to ``dim``,
     normalises, and returns the similarity logits (N, N) = â b̂ᵀ / τ; row i's partner is
     column i. Train it with ``fit(..., forward=contrastive_forward,
     loss_fn=symmetric_cross_entropy)``.
@@ -129,7 +131,6 @@ class ContrastiveModel(nn.Module):
     def __init__(self, encoders: Mapping[str, nn.Module], dim: int = 64,
                  inputs: Mapping[str, tuple] | None = None, initial_temperature: float = 0.1):
         super().__init__()
-        from .models import INPUTS
 
         if len(encoders) != 2:
             raise ValueError(f"contrastive pretraining pairs two modalities, got {list(encoders)}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .cache import write_atomically
+from mmcourse.runtime.cache import write_atomically
 
 FORMAT = "mmcourse-finetuned"
 """The ``format`` entry of a fine-tuned model file."""

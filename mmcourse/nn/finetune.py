@@ -8,7 +8,7 @@
   a trained update (alpha / r)·B A of rank r, which :meth:`LoRALinear.merged` folds back
   into one layer; :func:`add_lora` puts them on the layers a model names;
 * :func:`apply_strategy` — the chapter's four strategies (:data:`STRATEGIES`) on a model
-  of :mod:`mmcourse.models`: the frozen probe, partial unfreezing, full fine-tuning and
+  of :mod:`mmcourse.nn.models`: the frozen probe, partial unfreezing, full fine-tuning and
   LoRA.
 
 The adapters follow the layout of the ``peft`` library (``lora_A`` initialised like a
@@ -180,13 +180,13 @@ def merge_lora(model: nn.Module) -> int:
 def apply_strategy(model: nn.Module, strategy: str, *, pretrained: Iterable[str],
                    top_stages: int = 2, lora_rank: int = 8, lora_alpha: float = 16.0,
                    lora_targets: Mapping[str, Iterable[str]] | None = None) -> nn.Module:
-    """Set up ``model`` (a :class:`~mmcourse.models.MultimodalModel`) for ``strategy``
+    """Set up ``model`` (a :class:`~mmcourse.nn.models.MultimodalModel`) for ``strategy``
     (one of :data:`STRATEGIES`), in place, and return it; ``model.strategy`` records it.
 
     ``pretrained`` names the modalities whose encoders start from pretrained weights;
     only those are frozen, partly unfrozen or adapted. Each such encoder must offer
     ``stages()`` (its blocks, bottom to top) and ``set_trainable_stages(k)``, as
-    :class:`~mmcourse.encoders.ImageEncoder` and :class:`~mmcourse.encoders.MiniLMEncoder`
+    :class:`~mmcourse.nn.encoders.ImageEncoder` and :class:`~mmcourse.nn.encoders.MiniLMEncoder`
     do. ``top_stages`` is how many top stages ``partial`` trains; ``lora_targets`` maps a
     modality to the layer names that get adapters (default :data:`LORA_TARGETS`).
     """

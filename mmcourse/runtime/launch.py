@@ -17,6 +17,8 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import nbformat
+
 BADGE_LINE = re.compile(r"^(?P<prefix>#? ?)\[!\[Open In Colab\].*$", re.MULTILINE)
 INSTALL_URL = re.compile(r"git\+https://[^\s\"']+")
 FOLDERS = ("notebooks", "solutions", "exercises")
@@ -87,7 +89,6 @@ def _wanted(path: Path, rel: str, url: str) -> str:
     """The text of notebook file ``path`` with its badges and install URL synced."""
     if path.suffix == ".py":
         return _synced(path.read_text(), rel, url)
-    import nbformat
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
@@ -97,8 +98,6 @@ def _wanted(path: Path, rel: str, url: str) -> str:
 
 def _sources(path: Path) -> str:
     """The cell sources of notebook ``path``, one after the other."""
-    import nbformat
-
     return "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
 
 

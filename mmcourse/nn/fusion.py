@@ -316,7 +316,7 @@ class SequenceFusion(_Projected):
     in the fixed order of ``modalities``; an ``nn.LSTM(dim, hidden, num_layers,
     batch_first=True)`` runs over it and the last layer's final hidden state (N, hidden)
     is the fused vector, ``out_dim = hidden``. This is what the blog post's
-    ``MultiModalNet`` meant its LSTM to do (see :mod:`mmcourse.post_model`).
+    ``MultiModalNet`` meant its LSTM to do (see :mod:`mmcourse.nn.post_model`).
 
     A sample's present modalities are moved to the front, in the same order, and packed
     (``pack_padded_sequence`` with ``enforce_sorted=False``), so the LSTM runs only over

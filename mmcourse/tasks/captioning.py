@@ -7,7 +7,7 @@ and the scores that compare them.
 * Baselines — :func:`constant_caption` (one training caption for every picture),
   :func:`template_captions` ("A <top ImageNet label>.") and :func:`retrieval_captions`
   (the caption of the most similar training picture).
-* :class:`Captioner` — an :class:`~mmcourse.seq2seq.AttentionDecoder` whose memory holds
+* :class:`Captioner` — an :class:`~mmcourse.nn.seq2seq.AttentionDecoder` whose memory holds
   the grid cells, the pooled vector and, as word rows it can attend to and copy, the
   words of the top ImageNet labels ("concepts") and of the nearest training captions.
 * :func:`caption_scores` — BLEU and chrF (sacrebleu), a CIDEr-style consensus score, and
@@ -24,17 +24,19 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from sklearn.model_selection import KFold
 from torch import Tensor, nn
 
-from . import cache
-from .data import image_array, load_stamps
+from mmcourse.data import image_array, load_image, load_stamps
+from mmcourse.nn.encoders import EFFICIENTNET_DIM, EFFICIENTNET_MEAN_STD, efficientnet_lite0
+from mmcourse.nn.seq2seq import AttentionDecoder, concat_memory
+from mmcourse.preprocessing import (BOS, PAD, SequenceTokenizer, eval_transform,
+                                    letterbox as letterbox_image)
+from mmcourse.runtime import cache
+from mmcourse.training.metrics import bleu, chrf
+from mmcourse.training.train import model_device
+
 from .decoding import beam_search, greedy_decode
-from .encoders import EFFICIENTNET_DIM, EFFICIENTNET_MEAN_STD, efficientnet_lite0
-from .metrics import bleu, chrf
-from .preprocessing import BOS, PAD, SequenceTokenizer, eval_transform
-from .preprocessing import letterbox as letterbox_image
-from .seq2seq import AttentionDecoder, concat_memory
-from .train import model_device
 
 # --- data ------------------------------------------------------------------------------
 
@@ -59,8 +61,6 @@ class CaptionData:
 
     def picture(self, i: int) -> np.ndarray:
         """Stamp ``i``'s picture as the network saw it: uint8 (size, size, 3)."""
-        from .data import load_image
-
         crop = eval_transform(self.size, mean=(0, 0, 0), std=(1, 1, 1))
         x = crop(letterbox_image(load_image(self.stamps[i]), int(self.size * 256 / 224)))
         return (x.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
@@ -114,8 +114,6 @@ def caption_folds(n: int, folds: int = 5, seed: int = 0) -> list[tuple[np.ndarra
     """Split N stamps into ``folds`` (train, test) index pairs by stamp: scikit-learn's
     ``KFold(folds, shuffle=True, random_state=seed)``, so every stamp is tested once and
     train and test never share a stamp (80/20 with 5 folds)."""
-    from sklearn.model_selection import KFold
-
     return [(tr, te) for tr, te in KFold(folds, shuffle=True, random_state=seed)
             .split(np.zeros(n))]
 
@@ -388,7 +386,7 @@ def caption_inputs(data: CaptionData, index, train_idx, tokenizer: SequenceToken
 class Captioner(nn.Module):
     """Image features (+ concept words, + neighbours' captions) → caption.
 
-    The memory (B, M, D) that the :class:`~mmcourse.seq2seq.AttentionDecoder` attends
+    The memory (B, M, D) that the :class:`~mmcourse.nn.seq2seq.AttentionDecoder` attends
     to joins, along M: the S·S grid cells (``grid_dim`` → D, plus a learned position per
     cell),
     the pooled vector (1280 → D), and, when switched on, the ``concepts`` and
@@ -460,7 +458,7 @@ class Captioner(nn.Module):
         return self.decoder(memory, mask, inputs, sources if self.copy else None)
 
     def stepper(self, batch: dict):
-        """``(step, state)`` for :mod:`mmcourse.decoding` over ``batch``'s stamps."""
+        """``(step, state)`` for :mod:`mmcourse.tasks.decoding` over ``batch``'s stamps."""
         memory, mask, sources = self.memory(batch)
         step = self.decoder.stepper(memory, mask, sources if self.copy else None)
         return step, self.decoder.init_state(memory, mask)

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from ctypes.util import find_library
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -83,8 +84,6 @@ SOURCES = (
 
 
 def _has_library(name: str) -> bool:
-    from ctypes.util import find_library
-
     return find_library(name) is not None
 
 

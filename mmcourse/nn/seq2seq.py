@@ -24,7 +24,7 @@ extra inputs (a whole-image vector, concept words) as more rows joined along M w
 
 Training uses teacher forcing (:meth:`AttentionDecoder.forward` reads the true previous
 tokens) and :func:`sequence_loss`; generation uses :meth:`AttentionDecoder.stepper` with
-:mod:`mmcourse.decoding`.
+:mod:`mmcourse.tasks.decoding`.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .preprocessing.text import PAD
+from mmcourse.preprocessing.text import PAD
 
 
 class AdditiveAttention(nn.Module):
@@ -110,7 +110,7 @@ class AttentionDecoder(nn.Module):
     * ``step(tokens (K,), state (K, H), memory (K, M, D), mask (K, M))`` — one step:
       ``log_probs`` (K, V), the new state (K, H) and the attention weights (K, M).
     * ``stepper(memory, mask)`` — a ``step(tokens, state) -> (log_probs, state)`` closure
-      for :mod:`mmcourse.decoding`; a memory of batch 1 is shared by all K hypotheses.
+      for :mod:`mmcourse.tasks.decoding`; a memory of batch 1 is shared by all K hypotheses.
 
     With ``copy=True`` every one of these also takes ``sources`` (B, M) long: the
     vocabulary id of each memory row that is a word, :data:`PAD` for the other rows;
@@ -208,8 +208,8 @@ class AttentionDecoder(nn.Module):
     def stepper(self, memory: Tensor, mask: Tensor | None = None,
                 sources: Tensor | None = None):
         """A step function ``step(tokens (K,), state (K, H)) -> (log_probs (K, V), state)``
-        over this memory (B, M, D), for :func:`mmcourse.decoding.greedy_decode` (K = B)
-        and :func:`mmcourse.decoding.beam_search` (B = 1, shared by the K hypotheses).
+        over this memory (B, M, D), for :func:`mmcourse.tasks.decoding.greedy_decode` (K = B)
+        and :func:`mmcourse.tasks.decoding.beam_search` (B = 1, shared by the K hypotheses).
         Use with ``init_state(memory, mask)`` as the initial state; the decoder should be
         in eval mode."""
         projected = self.attention.project_keys(memory)

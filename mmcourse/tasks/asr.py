@@ -1,12 +1,12 @@
 """Speech recognition with CTC: a CRNN that emits one symbol distribution per frame.
 
-:class:`CTCRecognizer` is chapter 03's :class:`~mmcourse.encoders.AudioCRNNEncoder` whose
-per-frame outputs (:meth:`~mmcourse.encoders.AudioCRNNEncoder.sequence`) feed a linear
+:class:`CTCRecognizer` is chapter 03's :class:`~mmcourse.nn.encoders.AudioCRNNEncoder` whose
+per-frame outputs (:meth:`~mmcourse.nn.encoders.AudioCRNNEncoder.sequence`) feed a linear
 layer over the symbols (blank = 0 and the characters), instead of being pooled into one
 vector. Samples are dicts ``{"audio": FloatTensor (T, F), "targets": LongTensor (S,)}``;
 :func:`collate_transcripts` batches them into ``audio`` (B, T_max, F), ``audio_lengths``
 (B,), ``targets`` (B, S_max) and ``targets_lengths`` (B,). :func:`ctc_step` is the
-forward that :func:`mmcourse.train.fit` trains with (per-sample CTC losses);
+forward that :func:`mmcourse.training.train.fit` trains with (per-sample CTC losses);
 :func:`transcribe` decodes a loader on the model's device.
 """
 from __future__ import annotations
@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from mmcourse.nn.encoders import AudioCRNNEncoder, masked_pool, sequence_mask
+from mmcourse.preprocessing import collate_multimodal, spec_augment
+from mmcourse.training.train import model_device, to_device
+
 from .ctc import beam_decode, greedy_decode
-from .encoders import AudioCRNNEncoder, masked_pool, sequence_mask
-from .preprocessing import collate_multimodal, spec_augment
-from .train import model_device, to_device
 
 
 class CTCRecognizer(nn.Module):
@@ -31,7 +32,7 @@ class CTCRecognizer(nn.Module):
 
     ``time_stride`` k first averages every k consecutive input frames (T' = ⌈T / k⌉):
     fewer steps for the RNN, still several per character. The encoder
-    (:class:`~mmcourse.encoders.AudioCRNNEncoder`, ``encoder_options`` go to it) keeps
+    (:class:`~mmcourse.nn.encoders.AudioCRNNEncoder`, ``encoder_options`` go to it) keeps
     the time axis; a linear layer maps each frame's output to C logits, then log-softmax.
     """
 
@@ -109,12 +110,12 @@ collate_transcripts = functools.partial(collate_multimodal, pad_keys=("audio", "
 
 
 def ctc_step(model: nn.Module, batch: dict) -> tuple[Tensor, Tensor]:
-    """The forward :func:`mmcourse.train.fit` trains with: per-sample CTC losses (N,),
+    """The forward :func:`mmcourse.training.train.fit` trains with: per-sample CTC losses (N,),
     each divided by its target length, and the target lengths (N,) as "targets".
 
     Train with ``loss_fn=mean_loss`` and ``monitor="val_loss"``. The loss is
     ``torch.nn.functional.ctc_loss`` (the optimised equivalent of
-    :func:`mmcourse.ctc.ctc_loss`); an impossible alignment counts 0.
+    :func:`mmcourse.tasks.ctc.ctc_loss`); an impossible alignment counts 0.
     """
     log_probs, lengths = model(batch)
     losses = F.ctc_loss(log_probs.float().transpose(0, 1), batch["targets"], lengths,
@@ -131,7 +132,7 @@ def mean_loss(losses: Tensor, _targets: Tensor) -> Tensor:
 @torch.no_grad()
 def log_probs_of(model: nn.Module, loader: DataLoader) -> list[Tensor]:
     """Per-utterance log-probabilities (T'_i, C) on the CPU, in loader order; every
-    batch runs on the model's device (:func:`mmcourse.train.model_device`)."""
+    batch runs on the model's device (:func:`mmcourse.training.train.model_device`)."""
     device = model_device(model)
     model.eval()
     out = []
@@ -144,7 +145,7 @@ def log_probs_of(model: nn.Module, loader: DataLoader) -> list[Tensor]:
 def transcribe(model: nn.Module, loader: DataLoader, decode: Callable | str = "greedy",
                **options) -> list[list[int]]:
     """Label ids of every utterance of ``loader``: ``decode="greedy"``
-    (:func:`mmcourse.ctc.greedy_decode`), ``"beam"`` (:func:`mmcourse.ctc.beam_decode`,
+    (:func:`mmcourse.tasks.ctc.greedy_decode`), ``"beam"`` (:func:`mmcourse.tasks.ctc.beam_decode`,
     ``options`` go to it) or a function of (log_probs (1, T, C), lengths (1,))."""
     decoders = {"greedy": greedy_decode, "beam": beam_decode}
     fn = decoders[decode] if isinstance(decode, str) else decode

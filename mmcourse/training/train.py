@@ -3,7 +3,7 @@
 :func:`fit` trains a model for a number of epochs and returns a :class:`FitResult` with the
 per-epoch history, the best validation score and a time/throughput report. It handles:
 
-* devices — whatever :func:`mmcourse.device.try_gpu` picks; mixed precision on CUDA
+* devices — whatever :func:`mmcourse.runtime.device.try_gpu` picks; mixed precision on CUDA
   (bfloat16 autocast, no loss scaling needed) and MPS;
 * gradient clipping by global norm;
 * a ``tqdm.auto`` progress bar with the running loss and accuracy;
@@ -37,8 +37,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import write_atomically
-from .device import autocast_dtype, try_gpu
+from mmcourse.runtime.cache import write_atomically
+from mmcourse.runtime.device import autocast_dtype, try_gpu
+
 from .metrics import accuracy
 
 Batch = tuple | list | dict

@@ -11,27 +11,33 @@ Multi30k. This module holds what chapter 09 builds on:
   by IBM Model 1) and :func:`repair_translation`, which edits the retrieved French
   caption where the new English caption differs from the retrieved one;
 * the neural model — :class:`Translator`: a bidirectional GRU over the English words, the
-  course's attention decoder (:class:`mmcourse.seq2seq.AttentionDecoder`) over its
+  course's attention decoder (:class:`mmcourse.nn.seq2seq.AttentionDecoder`) over its
   states, extended so that it can **copy** a source word it has never seen
   (:class:`CopyDecoder`, a pointer-generator over an extended vocabulary): unseen
   nouns are often cognates (koala → koala), and names, numbers and letters pass
   through unchanged. Optionally the picture is one more memory row
-  (:func:`mmcourse.seq2seq.concat_memory`), which the decoder may attend to and which
+  (:func:`mmcourse.nn.seq2seq.concat_memory`), which the decoder may attend to and which
   enters its initial state.
 """
 from __future__ import annotations
 
+import difflib
 import unicodedata
+from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
 from torch import Tensor, nn
 
+from mmcourse.nn.encoders import sentence_encoder
+from mmcourse.nn.seq2seq import AttentionDecoder, concat_memory
+from mmcourse.preprocessing.text import (BOS, EOS, PAD, UNK, SequenceTokenizer, detokenize,
+                                         sentence_tokens)
+from mmcourse.training.train import model_device, to_device
+
 from .decoding import beam_search, greedy_decode
-from .preprocessing.text import (BOS, EOS, PAD, UNK, SequenceTokenizer, detokenize,
-                                 sentence_tokens)
-from .seq2seq import AttentionDecoder, concat_memory
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"',
                          "\u00ab": '"', "\u00bb": '"', "\u2013": "-", "\u2014": "-",
@@ -87,13 +93,10 @@ def sentence_vectors(fit_on: Sequence[str], captions: Sequence[str],
     all-MiniLM-L6-v2 sentence embeddings (``fit_on`` is not used) — similar meaning.
     """
     if method == "tfidf":
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), lowercase=True)
         vectorizer.fit(fit_on)
         return vectorizer.transform(captions).toarray().astype(np.float32)
     if method == "minilm":
-        from .encoders import sentence_encoder
 
         return sentence_encoder().encode(list(captions), convert_to_numpy=True,
                                          normalize_embeddings=True, show_progress_bar=False)
@@ -159,8 +162,6 @@ class WordLexicon:
     def fit(self, sources: Sequence[str], targets: Sequence[str]) -> "WordLexicon":
         """Learn $t(f \\mid e)$ from the sentence pairs (``sources[n]``, ``targets[n]``)
         with :attr:`iterations` EM steps; return ``self``."""
-        from collections import defaultdict
-
         if len(sources) != len(targets):
             raise ValueError(f"{len(sources)} source sentences but {len(targets)} targets")
         pairs = [([NULL_WORD, *sentence_tokens(e)], sentence_tokens(f))
@@ -223,8 +224,6 @@ def repair_translation(source: str, neighbour_source: str, neighbour_target: str
     or only inserted are left alone, and a French word aligned to nothing is never
     touched. With the same English words, ``neighbour_target`` comes back unchanged.
     """
-    import difflib
-
     new, old = sentence_tokens(source), sentence_tokens(neighbour_source)
     if new == old:
         return neighbour_target
@@ -298,7 +297,7 @@ class Translator(nn.Module):
 
     A bidirectional GRU reads the source word ids (B, S) into states (B, S, hidden), the
     memory of a :class:`CopyDecoder`. Two optional extra memories join it along M
-    (:func:`mmcourse.seq2seq.concat_memory`):
+    (:func:`mmcourse.nn.seq2seq.concat_memory`):
 
     * ``neighbour=True`` — the French caption of the nearest training stamp (its words
       (B, N), read by a second bidirectional GRU): rows the decoder can attend to and
@@ -427,7 +426,7 @@ class PairBatches:
     target words of row ``neighbours[i]`` (the retrieved caption) when ``neighbours``
     (int array (N_all,)) is given, "rows" (B,). With ``shuffle`` the rows
     are sorted by target length plus a random jitter from PyTorch's global generator
-    (which :func:`mmcourse.train.fit` seeds every epoch), cut into batches, and the
+    (which :func:`mmcourse.training.train.fit` seeds every epoch), cut into batches, and the
     batches served in random order; without it, in ``index`` order.
     """
 
@@ -504,7 +503,7 @@ class PairBatches:
 
 
 def teacher_forcing_forward(model: Translator, batch: dict) -> tuple[Tensor, Tensor]:
-    """The forward of :func:`mmcourse.train.fit` for a :class:`Translator`:
+    """The forward of :func:`mmcourse.training.train.fit` for a :class:`Translator`:
     log-probabilities of every next token (B·T, V + M) given the true previous ones, and
     the true next tokens (B·T,) (:data:`PAD` where a caption has ended, which the loss,
     ``nn.NLLLoss(ignore_index=PAD)``, ignores)."""
@@ -518,8 +517,6 @@ def translate(model: Translator, batches: PairBatches, max_len: int = 40,
     Every batch runs on the model's device. ``image`` float32 (N, image_dim), when
     given, replaces ``batches.image`` — for instance with the pictures of other stamps,
     for the incongruent test."""
-    from .train import model_device, to_device
-
     device, out = model_device(model), []
     model.eval()
     for rows in batches.batches():

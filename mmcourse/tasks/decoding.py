@@ -9,7 +9,7 @@ sequences (hypotheses), ``log_probs`` (K, V) their next-token log-probabilities,
 ``state`` anything the model carries from step to step: a tensor, or a tuple/list of
 tensors (nested, ``None`` allowed), each with K as its first dimension. The searches
 reorder the state with ``index_select`` along that dimension when hypotheses are kept,
-dropped or copied. :meth:`mmcourse.seq2seq.AttentionDecoder.stepper` builds such a step
+dropped or copied. :meth:`mmcourse.nn.seq2seq.AttentionDecoder.stepper` builds such a step
 function from a decoder and its memory.
 
 A sequence's score is the sum of the log-probabilities of its tokens, ``<eos>``

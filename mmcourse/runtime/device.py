@@ -1,6 +1,9 @@
 """Device selection: CUDA, then Apple MPS, then the CPU, so no chapter hard-codes a device."""
 from __future__ import annotations
 
+import threading
+
+import psutil
 import torch
 
 
@@ -55,9 +58,7 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             return self
-        import threading
 
-        import psutil
 
         process = psutil.Process()
         self._start = self._peak = process.memory_info().rss

@@ -1,7 +1,7 @@
 """A multimodal model is encoders + fusion + head, each replaceable.
 
 :class:`MultimodalModel` runs one encoder per modality on its part of a batch dict, fuses
-the embeddings (:mod:`mmcourse.fusion`) and classifies the fused vector. Which batch
+the embeddings (:mod:`mmcourse.nn.fusion`) and classifies the fused vector. Which batch
 entries feed which encoder is given by :data:`INPUTS`: an image encoder gets
 ``batch["image"]``; a text encoder ``batch["tokens"], batch["tokens_lengths"]``; an audio
 encoder ``batch["audio"], batch["audio_lengths"]``. A bool entry ``"<modality>_present"``
@@ -30,7 +30,7 @@ class MultimodalModel(nn.Module):
 
     Args:
         encoders: modality → encoder module with an ``out_dim`` attribute.
-        fusion: a :class:`~mmcourse.fusion.Fusion` over the same modalities.
+        fusion: a :class:`~mmcourse.nn.fusion.Fusion` over the same modalities.
         head: maps the fused vector (N, fusion.out_dim) to logits; ``None`` for the
             identity (late fusion already produces logits).
         inputs: modality → batch keys (default :data:`INPUTS`).
@@ -98,7 +98,7 @@ def build_model(config: Mapping) -> MultimodalModel:
          "head": {"num_classes": 10, "hidden": 0, "dropout": 0.1}}
 
     Every encoder entry other than ``type`` goes to the encoder's class; fusion entries
-    other than ``type`` go to :func:`~mmcourse.fusion.make_fusion`. The head is a linear
+    other than ``type`` go to :func:`~mmcourse.nn.fusion.make_fusion`. The head is a linear
     layer, with a hidden ReLU layer when ``hidden`` > 0 (identity for late fusion).
     """
     built = {m: build_encoder(spec) for m, spec in config["encoders"].items()}

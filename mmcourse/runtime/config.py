@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import try_gpu
+
 SPLIT_SEED = 0
 """The seed of every data split, fold and subset. It is fixed, so that a run under another
 ``MMCOURSE_SEED`` (:func:`seed`) is measured on the same test examples."""
@@ -77,8 +79,6 @@ def seed_everything(value: int | None = None) -> torch.Generator:
 
 def settings() -> dict:
     """The active settings, as a notebook prints them in its first code cell."""
-    from .device import try_gpu
-
     return {
         "fast mode": fast(),
         "device": str(try_gpu()),

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-
 PAD_MULTIPLE = 16
 """Padded sequences are cut to a multiple of this length, so that only a few batch shapes
 occur (each new shape costs the CPU's convolution library a new plan)."""
@@ -54,7 +53,7 @@ def crop_flip_normalize(images: Tensor, size: int, train: bool, mean: float = 0.
 
     In training each picture gets its own random ``size``×``size`` window and is mirrored
     left–right with probability ½ (offsets and flips drawn from PyTorch's global CPU
-    generator, which :func:`mmcourse.train.fit` reseeds every epoch); otherwise the
+    generator, which :func:`mmcourse.training.train.fit` reseeds every epoch); otherwise the
     central window is taken. Values become ``(x / 255 − mean) / std``.
     """
     b, _, s, _ = images.shape

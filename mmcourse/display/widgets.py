@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import os
 
+import matplotlib.pyplot as plt
+
+from mmcourse.data import load_image
+
+from .plots import show_images
+
 
 def interactive_frontend() -> bool:
     """True when running in an IPython kernel outside CI, where widgets can be shown."""
     if os.environ.get("CI") or os.environ.get("MMCOURSE_STATIC_WIDGETS"):
         return False
     try:
-        from IPython import get_ipython
-
         import ipywidgets  # noqa: F401
+        from IPython import get_ipython
     except ImportError:
         return False
     shell = get_ipython()
@@ -96,11 +101,8 @@ def stamp_browser(stamps, per_page: int = 6, language: str = "fr"):
     an audio player for each shown stamp that has a spoken caption in that language.
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
     from IPython.display import Audio, display
 
-    from .data import load_image
-    from .plots import show_images
 
     languages = sorted({lang for s in stamps for lang in s.spoken})
     largest = max(len(stamps.by_category(c)) for c in stamps.categories())
