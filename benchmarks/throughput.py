@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmcourse.experiments import finetune as recipe
 from mmcourse.nn.encoders import tokenize_captions
+from mmcourse.preprocessing import crop_margin
 from mmcourse.runtime.device import autocast_dtype, try_gpu
-from mmcourse.training.batches import crop_flip_normalize
 from mmcourse.training.train import to_device
 
 
@@ -53,7 +53,7 @@ class NaiveStamps(Dataset):
         from mmcourse.preprocessing import letterbox
 
         stamp, s = self.stamps[i], self.s
-        picture = letterbox(load_image(stamp), recipe.picture_size(s.size))
+        picture = letterbox(load_image(stamp), crop_margin(s.size))
         image = v2.Compose([v2.PILToTensor(), v2.RandomCrop(s.size), v2.RandomHorizontalFlip(),
                             v2.ToDtype(torch.float32, scale=True),
                             v2.Normalize([0.5] * 3, [0.5] * 3)])(picture)

@@ -22,7 +22,7 @@ from mmcourse.data.spoken_captions import clip_log_mel
 from mmcourse.data.stamps import on_white, rasterise_svg
 from mmcourse.experiments import finetune as recipe
 from mmcourse.nn.encoders import tokenize_captions
-from mmcourse.preprocessing import AudioReadError, letterbox
+from mmcourse.preprocessing import AudioReadError, crop_margin, letterbox
 from mmcourse.training.batches import crop_flip_normalize
 from mmcourse.training.model_file import FORMAT, FORMAT_VERSION, CheckpointError
 from mmcourse.training.train import model_device, to_device
@@ -92,7 +92,7 @@ def prepare_inputs(record: dict, image: str | Path | None = None, caption: str |
         if image is None:
             raise InputError("this model reads a picture: give the path of a PNG, JPEG or "
                              "SVG file")
-        picture = letterbox(read_picture(image), recipe.picture_size(s.size))
+        picture = letterbox(read_picture(image), crop_margin(s.size))
         pixels = torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None]
         batch["image"] = crop_flip_normalize(pixels, s.size, train=False)
     if "text" in modalities:

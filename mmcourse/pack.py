@@ -46,8 +46,8 @@ from safetensors.torch import load_file
 from mmcourse.data import load_fashion, load_image, load_stamps
 from mmcourse.nn import encoders
 from mmcourse.nn.encoders import MINILM_PACKAGE, shipped_weights_path
-from mmcourse.preprocessing import (SAMPLE_RATE, letterbox, load_audio, log_mel,
-                                    normalize_per_utterance, trim_silence)
+from mmcourse.preprocessing import (SAMPLE_RATE, load_audio, log_mel, normalize_per_utterance,
+                                    trim_silence)
 from mmcourse.runtime.install import DataNotFoundError, fsdd_path, missing
 from mmcourse.runtime.weights import EFFICIENTNET_FILE, MINILM_FOLDER, PACKED_WEIGHTS, save_weights
 
@@ -263,10 +263,7 @@ def compare(dest: str | Path, n_stamps: int = 50, n_captions: int | None = None)
         with data_root(root):
             stamps = {s.name: s for s in load_stamps()}
             model = encoders.efficientnet_lite0(pretrained=True, num_classes=1000).eval()
-            pixels = np.stack([np.asarray(letterbox(load_image(stamps[n]), 256))[16:240, 16:240]
-                               for n in names])
-            mean = torch.tensor(encoders.EFFICIENTNET_MEAN_STD).view(1, 3, 1, 1)
-            x = (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255 - mean) / mean
+            x = torch.cat(list(encoders.efficientnet_inputs([stamps[n] for n in names], 224)))
             pooled = model.forward_head(model.forward_features(x), pre_logits=True)
             encoders.sentence_encoder.cache_clear()
             text = encoders.sentence_encoder().encode(

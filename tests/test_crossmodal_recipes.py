@@ -78,7 +78,7 @@ def test_stamp_split_is_stratified_and_standardised(small_split):
 
 def test_standardize_constant_dimension_becomes_zero():
     x = np.c_[np.arange(6.0), np.full(6, 7.0)]
-    out = sf.standardize({"image": x}, np.arange(4))["image"]
+    out = sf.standardize_each({"image": x}, np.arange(4))["image"]
     assert out.dtype == np.float32 and np.all(out[:, 1] == 0)
     assert abs(out[:4, 0].mean()) < 1e-6 and out[:4, 0].std() == pytest.approx(1)
 

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from mmcourse.nn.encoders import EFFICIENTNET_DIM
 from mmcourse.preprocessing import PAD, SequenceTokenizer
 from mmcourse.tasks import captioning as cap
+from mmcourse.training.metrics import mean_sd
 from mmcourse.training.train import FitResult, fit
 
 from . import Outcome, checkpoint, mode_settings
@@ -201,11 +202,10 @@ def evaluate(captions: dict[str, list[str]], f: Fold) -> dict[str, dict]:
 
 
 def summarize(per_fold: list[dict[str, dict]]) -> dict[str, dict[str, tuple]]:
-    """system → metric → (mean, std over the folds)."""
+    """system → metric → (mean, std over the folds) (:func:`~mmcourse.training.metrics.mean_sd`)."""
     systems = per_fold[0]
-    return {name: {m: (float(np.mean([p[name][m] for p in per_fold])),
-                       float(np.std([p[name][m] for p in per_fold])))
-                   for m in systems[name]} for name in systems}
+    return {name: {m: mean_sd([p[name][m] for p in per_fold]) for m in systems[name]}
+            for name in systems}
 
 
 def run_fold(data: cap.CaptionData, f: Fold, s: Settings, progress: bool = False) -> dict:

@@ -54,10 +54,11 @@ from mmcourse.display.plots import plot_confusion, plot_history
 from mmcourse.nn.encoders import tokenize_captions
 from mmcourse.nn.finetune import apply_strategy, parameter_groups, trainable_count
 from mmcourse.nn.models import INPUTS, build_model
+from mmcourse.preprocessing import crop_margin
 from mmcourse.runtime import config
 from mmcourse.runtime.device import PeakMemory, try_gpu
 from mmcourse.training.batches import DeviceBatches, TensorSet, balanced_weights, class_weights
-from mmcourse.training.metrics import classification_scores, confusion_matrix
+from mmcourse.training.metrics import classification_scores, confusion_matrix, mean_sd
 from mmcourse.training.model_file import save_finetuned
 from mmcourse.training.train import FitResult, embed, fit, predict
 
@@ -138,11 +139,6 @@ def settings(**overrides) -> Settings:
     return s
 
 
-def picture_size(size: int) -> int:
-    """Side of the cached letterboxed pictures that ``size`` crops are cut from."""
-    return round(size * 256 / 224)
-
-
 def audio_language(stamps) -> str:
     """The language with the most spoken captions among ``stamps``."""
     counts: dict[str, int] = {}
@@ -198,12 +194,13 @@ def pool_frames(frames: torch.Tensor, k: int) -> torch.Tensor:
 def stamp_tensors(stamps, size: int, n_mels: int, max_frames: int, language: str,
                   frame_pool: int = 1) -> dict:
     """Model inputs of ``stamps`` (N): ``image`` uint8 (N, 3, S, S) letterboxed to
-    S = :func:`picture_size` (``size``); ``tokens`` int64 (N, L) and ``tokens_lengths``
+    S = :func:`~mmcourse.preprocessing.crop_margin` (``size``); ``tokens`` int64 (N, L) and
+    ``tokens_lengths``
     (N,) of the English captions; ``audio`` float32 (N, T, n_mels) log-mel frames of the
     spoken caption in ``language``, every ``frame_pool`` frames averaged into one and cut
     to ``max_frames`` (zeros when absent),
     ``audio_lengths`` (N,) (1 when absent) and ``audio_present`` bool (N,)."""
-    pixels = image_array(stamps, picture_size(size))
+    pixels = image_array(stamps, crop_margin(size))
     tokens, token_lengths = tokenize_captions([s.caption for s in stamps])
     spoken = load_spoken_captions(stamps, [language], n_mels=n_mels)
     clips = dict(zip(spoken.stamp_names, spoken.features))
@@ -351,11 +348,11 @@ class RowResult:
 
     def summary(self) -> dict:
         """The row as plain numbers: means and standard deviations over folds."""
+        (accuracy_mean, accuracy_std), (f1_mean, f1_std) = map(mean_sd, (self.accuracy,
+                                                                         self.macro_f1))
         return {"row": self.row, "folds": len(self.accuracy),
-                "accuracy_mean": float(np.mean(self.accuracy)),
-                "accuracy_std": float(np.std(self.accuracy)),
-                "macro_f1_mean": float(np.mean(self.macro_f1)),
-                "macro_f1_std": float(np.std(self.macro_f1)),
+                "accuracy_mean": accuracy_mean, "accuracy_std": accuracy_std,
+                "macro_f1_mean": f1_mean, "macro_f1_std": f1_std,
                 "trainable": self.trainable, "seconds": self.seconds,
                 "peak_mib": self.peak_mib}
 

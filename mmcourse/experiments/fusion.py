@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -25,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from mmcourse.nn.fusion import presence_mask
 from mmcourse.nn.models import build_model
-from mmcourse.training.metrics import accuracy
+from mmcourse.training.metrics import accuracy, mean_sd
 from mmcourse.training.train import FitResult, default_forward, embed, fit, model_device, predict
 
 from . import Outcome, checkpoint, mode_settings
@@ -157,7 +156,7 @@ def compare(s: Settings, data: dict[str, DataLoader] | None = None,
             scores.append(evaluate(net, data)["test accuracy"])
             models.setdefault(name, net)
         rows[name] = {**{f"seed {seed}": a for seed, a in zip(s.seeds, scores)},
-                      "mean": float(np.mean(scores)), "std": float(np.std(scores))}
+                      **dict(zip(("mean", "std"), mean_sd(scores)))}
     return pd.DataFrame.from_dict(rows, orient="index"), models
 
 

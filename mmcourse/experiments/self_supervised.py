@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 from mmcourse.data import AVDigitsDataset, load_av_digits
 from mmcourse.nn.crossmodal import ContrastiveModel, contrastive_forward, symmetric_cross_entropy
 from mmcourse.nn.models import build_encoder, build_model
-from mmcourse.training.metrics import accuracy
+from mmcourse.training.metrics import accuracy, mean_sd
 from mmcourse.training.train import FitResult, embed, fit, predict
 
 from . import Outcome, checkpoint, mode_settings
@@ -176,8 +176,7 @@ def few_label_comparison(pretrained: ContrastiveModel, loaders: dict[str, DataLo
                 scores.append(accuracy(*predict(net, loaders["test"])))
             rows[(per_class, start)] = {**{f"seed {seed}": a
                                            for seed, a in zip(s.label_seeds, scores)},
-                                        "mean": float(np.mean(scores)),
-                                        "std": float(np.std(scores))}
+                                        **dict(zip(("mean", "std"), mean_sd(scores)))}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.names = ["labels per class", "start"]
     return table

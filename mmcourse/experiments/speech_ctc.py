@@ -27,9 +27,10 @@ from torch.utils.data import DataLoader
 
 from mmcourse import data
 from mmcourse.nn.encoders import count_parameters
+from mmcourse.nn.neighbours import nearest_neighbour
 from mmcourse.runtime import config
 from mmcourse.tasks.asr import (CTCRecognizer, TranscriptDataset, collate_transcripts, ctc_step,
-                                mean_loss, nearest_neighbours, transcribe, utterance_embeddings)
+                                mean_loss, transcribe, utterance_embeddings)
 from mmcourse.tasks.ctc import CharNgramLM, lm_scorer
 from mmcourse.tasks.transcripts import CharTokenizer
 from mmcourse.training.metrics import cer, wer
@@ -208,7 +209,7 @@ def nearest_neighbour_transcripts(model: nn.Module, loaders: dict[str, DataLoade
     keys = utterance_embeddings(model, loaders["reference"])
     queries = utterance_embeddings(model, loaders[part])
     texts = loaders["reference"].dataset.texts
-    return [texts[j] for j in nearest_neighbours(queries, keys)]
+    return [texts[j] for j in nearest_neighbour(queries, keys)]
 
 
 def pooled_neighbour_transcripts(loaders: dict[str, DataLoader], part: str = "test"
@@ -219,7 +220,7 @@ def pooled_neighbour_transcripts(loaders: dict[str, DataLoader], part: str = "te
     queries = data.pooled_mfcc([f.numpy() for f in loaders[part].dataset.features])
     mean, std = keys.mean(0), keys.std(0) + 1e-6
     texts = loaders["reference"].dataset.texts
-    return [texts[j] for j in nearest_neighbours((queries - mean) / std, (keys - mean) / std)]
+    return [texts[j] for j in nearest_neighbour((queries - mean) / std, (keys - mean) / std)]
 
 
 def transcripts(model: nn.Module, loaders: dict[str, DataLoader], s: Settings | None = None

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mmcourse.data import image_array, load_stamps, split_stamps, stratified_split
-from mmcourse.nn.encoders import EFFICIENTNET_MEAN_STD, ImageEncoder, sentence_encoder
-from mmcourse.preprocessing import collate_multimodal, eval_transform
+from mmcourse.data import load_stamps, split_stamps, stratified_split
+from mmcourse.nn.encoders import ImageEncoder, efficientnet_inputs, sentence_encoder
+from mmcourse.preprocessing import collate_multimodal, standardize
 from mmcourse.runtime import cache
 from mmcourse.training.train import embed
 
@@ -31,19 +31,14 @@ def stamp_features(stamps, size: int = 224, batch_size: int = 64) -> dict:
 
     ``image``: float32 (N, 1280) from EfficientNet-Lite0 on the picture letterboxed to
     ``size``·256/224 px on white and centre-cropped to ``size``
-    (:func:`mmcourse.preprocessing.eval_transform`, normalised for these weights);
+    (:func:`mmcourse.nn.encoders.efficientnet_inputs`);
     ``text``: float32 (N, 384), the unit-length all-MiniLM-L6-v2 embedding of the
     English caption.
     """
     def compute() -> dict:
-        transform = eval_transform(size, mean=EFFICIENTNET_MEAN_STD, std=EFFICIENTNET_MEAN_STD)
-        pixels = image_array(stamps, int(size * 256 / 224))  # uint8 (N, S, S, 3)
         encoder = ImageEncoder(pretrained=True).eval()
-        image = []
         with torch.no_grad():
-            for start in range(0, len(pixels), batch_size):
-                chunk = torch.from_numpy(pixels[start:start + batch_size]).permute(0, 3, 1, 2)
-                image.append(encoder(transform(chunk)))
+            image = [encoder(x) for x in efficientnet_inputs(stamps, size, batch_size)]
         text = sentence_encoder().encode([s.caption for s in stamps], batch_size=batch_size,
                                          convert_to_numpy=True, show_progress_bar=False)
         return {"image": torch.cat(image).numpy().astype(np.float32),
@@ -52,15 +47,10 @@ def stamp_features(stamps, size: int = 224, batch_size: int = 64) -> dict:
     return cache.arrays("stamp-features", [size, *(s.name for s in stamps)], compute)
 
 
-def standardize(features: dict, train_idx) -> dict:
-    """Each modality's features (N, D) minus the mean over the rows ``train_idx``, divided
-    by the standard deviation there (per dimension; a constant dimension becomes 0):
-    float32 (N, D) each."""
-    out = {}
-    for modality, x in features.items():
-        mean, std = x[train_idx].mean(0), x[train_idx].std(0)
-        out[modality] = ((x - mean) / np.where(std > 0, std, 1)).astype(np.float32)
-    return out
+def standardize_each(features: dict, train_idx) -> dict:
+    """Each modality's features (N, D) standardised with the rows ``train_idx``
+    (:func:`mmcourse.preprocessing.standardize`): float32 (N, D) each."""
+    return {modality: standardize(x, train_idx) for modality, x in features.items()}
 
 
 class FeaturePairs(torch.utils.data.Dataset):
@@ -128,7 +118,7 @@ def stamp_split(limit: int | None = None, seed: int = 0, size: int = 224) -> Sta
     index = {s.name: i for i, s in enumerate(stamps)}
     idx = {part: np.array([index[s.name] for s in chosen])
            for part, chosen in split_stamps(stamps, seed=seed).items()}
-    features = standardize(stamp_features(stamps, size), idx["train"])
+    features = standardize_each(stamp_features(stamps, size), idx["train"])
     return StampSplit(stamps, features, labels, categories, idx)
 
 

@@ -43,12 +43,13 @@ from torch import nn
 
 from mmcourse.data import load_stamps
 from mmcourse.nn.encoders import EFFICIENTNET_DIM
+from mmcourse.nn.neighbours import nearest_neighbour
+from mmcourse.preprocessing import standardize
 from mmcourse.preprocessing.text import PAD, SequenceTokenizer, normalize_text
 from mmcourse.tasks.translation import (PairBatches, Translator, WordLexicon, caption_pairs,
-                                        copy_baseline, nearest_neighbours, repair_translation,
-                                        sentence_vectors, stamp_folds, teacher_forcing_forward,
-                                        translate)
-from mmcourse.training.metrics import bleu, chrf
+                                        copy_baseline, repair_translation, sentence_vectors,
+                                        stamp_folds, teacher_forcing_forward, translate)
+from mmcourse.training.metrics import bleu, chrf, mean_sd
 from mmcourse.training.train import FitResult, fit
 
 from . import Outcome, checkpoint, mode_settings
@@ -135,9 +136,11 @@ class TranslationData:
         vectors = (self.text if method == "minilm" else
                    sentence_vectors([self.source[i] for i in train_idx], self.source, method))
         out = np.full(len(self.source), -1, dtype=np.int64)
-        out[train_idx] = train_idx[nearest_neighbours(vectors[train_idx], vectors[train_idx],
-                                                      exclude_self=True)]
-        out[test_idx] = train_idx[nearest_neighbours(vectors[test_idx], vectors[train_idx])]
+        alone = np.eye(len(train_idx), dtype=bool)  # a training stamp is not its own neighbour
+        out[train_idx] = train_idx[nearest_neighbour(vectors[train_idx], vectors[train_idx],
+                                                     exclude=alone, unit=True)]
+        out[test_idx] = train_idx[nearest_neighbour(vectors[test_idx], vectors[train_idx],
+                                                    unit=True)]
         return out
 
     def fold(self, k: int, s: Settings) -> dict:
@@ -150,8 +153,7 @@ class TranslationData:
         train_idx, test_idx = self.folds[k]
         src_tok = SequenceTokenizer().fit([self.source[i] for i in train_idx])
         tgt_tok = SequenceTokenizer().fit([self.target[i] for i in train_idx])
-        mean, std = self.image[train_idx].mean(0), self.image[train_idx].std(0)
-        image = ((self.image - mean) / np.where(std > 0, std, 1)).astype(np.float32)
+        image = standardize(self.image, train_idx)
         neighbours = self.neighbours(k, s.retrieval)
 
         def batches(index, shuffle):
@@ -168,7 +170,8 @@ class TranslationData:
 
 def loaders(s: Settings) -> TranslationData:
     """All stamps with an English and a French caption (or ``s.stamp_limit`` of them),
-    their picture and caption features and the folds (:func:`~mmcourse.tasks.translation.stamp_folds` with ``s.split_seed``)."""
+    their picture and caption features and the folds
+    (:func:`~mmcourse.tasks.translation.stamp_folds` with ``s.split_seed``)."""
     stamps, source, target = caption_pairs(load_stamps())
     if s.stamp_limit is not None and s.stamp_limit < len(stamps):
         keep = np.sort(np.random.default_rng(s.split_seed).choice(len(stamps), s.stamp_limit,
@@ -294,8 +297,7 @@ def summary(folds: list[dict]) -> dict:
     {system: {"BLEU": (mean, std), "chrF": (mean, std)}}."""
     out = {}
     for system in folds[0]["scores"]:
-        out[system] = {m: (float(np.mean([f["scores"][system][m] for f in folds])),
-                           float(np.std([f["scores"][system][m] for f in folds])))
+        out[system] = {m: mean_sd([f["scores"][system][m] for f in folds])
                        for m in ("BLEU", "chrF")}
     return out
 

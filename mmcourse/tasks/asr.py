@@ -163,9 +163,4 @@ def utterance_embeddings(model: nn.Module, loader: DataLoader) -> np.ndarray:
                       for b in loader]).numpy()
 
 
-def nearest_neighbours(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Index (n_queries,) of each query's nearest key by cosine similarity."""
-    q = queries / np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-8)
-    k = keys / np.linalg.norm(keys, axis=1, keepdims=True).clip(1e-8)
-    return (q @ k.T).argmax(1)
 

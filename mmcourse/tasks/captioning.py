@@ -27,10 +27,11 @@ import torch
 from sklearn.model_selection import KFold
 from torch import Tensor, nn
 
-from mmcourse.data import image_array, load_image, load_stamps
-from mmcourse.nn.encoders import EFFICIENTNET_DIM, EFFICIENTNET_MEAN_STD, efficientnet_lite0
+from mmcourse.data import load_image, load_stamps
+from mmcourse.nn.encoders import EFFICIENTNET_DIM, efficientnet_inputs, efficientnet_lite0
+from mmcourse.nn.neighbours import nearest_neighbours
 from mmcourse.nn.seq2seq import AttentionDecoder, concat_memory
-from mmcourse.preprocessing import (BOS, PAD, SequenceTokenizer, eval_transform,
+from mmcourse.preprocessing import (BOS, PAD, SequenceTokenizer, crop_margin, eval_transform,
                                     letterbox as letterbox_image)
 from mmcourse.runtime import cache
 from mmcourse.training.metrics import bleu, chrf
@@ -62,7 +63,7 @@ class CaptionData:
     def picture(self, i: int) -> np.ndarray:
         """Stamp ``i``'s picture as the network saw it: uint8 (size, size, 3)."""
         crop = eval_transform(self.size, mean=(0, 0, 0), std=(1, 1, 1))
-        x = crop(letterbox_image(load_image(self.stamps[i]), int(self.size * 256 / 224)))
+        x = crop(letterbox_image(load_image(self.stamps[i]), crop_margin(self.size)))
         return (x.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
 
     def __len__(self) -> int:
@@ -78,14 +79,10 @@ def grid_features(stamps, size: int = 224, batch_size: int = 32) -> dict:
     ImageNet head}.
     """
     def compute() -> dict:
-        transform = eval_transform(size, mean=EFFICIENTNET_MEAN_STD, std=EFFICIENTNET_MEAN_STD)
-        pixels = image_array(stamps, int(size * 256 / 224))
         net = efficientnet_lite0(pretrained=True, num_classes=1000).eval()
         grids, probs = [], []
         with torch.no_grad():
-            for start in range(0, len(pixels), batch_size):
-                chunk = torch.from_numpy(pixels[start:start + batch_size]).permute(0, 3, 1, 2)
-                x = transform(chunk)
+            for x in efficientnet_inputs(stamps, size, batch_size):
                 fmap = net.forward_features(x)  # (B, 1280, S, S)
                 probs.append(torch.softmax(net.forward_head(fmap), -1))
                 grids.append(fmap.flatten(2).transpose(1, 2).half())
@@ -142,12 +139,10 @@ def nearest(pooled: np.ndarray, queries, pool, k: int = 1) -> tuple[np.ndarray, 
     cosine-similar to each stamp of ``queries`` (indices), a stamp never being its own
     neighbour. Returns neighbour indices into ``pooled`` int64 (Q, k) and their cosine
     similarities float32 (Q, k), most similar first."""
-    unit = pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
     queries, pool = np.asarray(queries), np.asarray(pool)
-    sims = unit[queries] @ unit[pool].T
-    sims[queries[:, None] == pool[None, :]] = -np.inf
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return pool[order], np.take_along_axis(sims, order, 1).astype(np.float32)
+    order, sims = nearest_neighbours(pooled[queries], pooled[pool], k,
+                                     exclude=queries[:, None] == pool[None, :])
+    return pool[order], sims
 
 
 # --- baselines -------------------------------------------------------------------------

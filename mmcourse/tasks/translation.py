@@ -32,6 +32,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from torch import Tensor, nn
 
 from mmcourse.nn.encoders import sentence_encoder
+from mmcourse.nn.neighbours import nearest_neighbour
 from mmcourse.nn.seq2seq import AttentionDecoder, concat_memory
 from mmcourse.preprocessing.text import (BOS, EOS, PAD, UNK, SequenceTokenizer, detokenize,
                                          sentence_tokens)
@@ -103,26 +104,14 @@ def sentence_vectors(fit_on: Sequence[str], captions: Sequence[str],
     raise ValueError(f"method must be 'tfidf' or 'minilm', not {method!r}")
 
 
-def nearest_neighbours(queries: np.ndarray, keys: np.ndarray,
-                       exclude_self: bool = False) -> np.ndarray:
-    """For each query row (Q, D), the index of the key row (K, D) with the largest dot
-    product (cosine similarity for unit rows); ties go to the first. With
-    ``exclude_self`` (queries and keys the same rows) a row never finds itself — the
-    leave-one-out neighbour. Returns int64 (Q,)."""
-    sims = queries @ keys.T
-    if exclude_self:
-        np.fill_diagonal(sims, -np.inf)
-    return sims.argmax(axis=1)
-
-
 def retrieval_baseline(train_sources: Sequence[str], train_targets: Sequence[str],
                        test_sources: Sequence[str], method: str = "minilm") -> list[str]:
     """Nearest-neighbour translation: for each test caption, the target caption of the
     most similar training source caption (:func:`sentence_vectors`,
-    :func:`nearest_neighbours`)."""
+    :func:`~mmcourse.nn.neighbours.nearest_neighbour`)."""
     train = sentence_vectors(train_sources, train_sources, method)
     test = sentence_vectors(train_sources, test_sources, method)
-    return [train_targets[j] for j in nearest_neighbours(test, train)]
+    return [train_targets[j] for j in nearest_neighbour(test, train, unit=True)]
 
 
 NULL_WORD = "<null>"

@@ -13,6 +13,13 @@ from sklearn.metrics import accuracy_score, confusion_matrix as sk_confusion, f1
 from torch import Tensor
 
 
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and standard deviation (ddof 0: the spread of these runs, not an estimate
+    for others) of scores over seeds or folds."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std())
+
+
 def labels_of(scores) -> np.ndarray:
     """Predicted labels (N,) from scores (N, C) (their argmax) or from labels (N,)."""
     array = scores.detach().cpu().numpy() if isinstance(scores, Tensor) else np.asarray(scores)
