@@ -128,8 +128,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     device = try_gpu()
-    s = recipe.settings(batch_size=args.batch_size,
-                        **({"size": args.size} if args.size else {}))
+    s = recipe.for_device(recipe.settings(batch_size=args.batch_size,
+                                          **({"size": args.size} if args.size else {})), device)
     data = recipe.loaders(s, device)
     k = len(data.categories)
     train_index = data.folds[0][0]

@@ -88,7 +88,7 @@ from mmcourse.training.model_file import save_finetuned
 from mmcourse.training.train import embed
 
 generator, dev = session.start()
-s = recipe.settings()
+s = recipe.for_device(recipe.settings(), dev)
 print(s)
 
 # %% [markdown]
@@ -348,7 +348,7 @@ print(f"probe on image + text, fold 0 ({s.size} px): {probe_accuracy:.1%}")
 # %% tags=["nbval-ignore-output"]
 net = recipe.model(s, len(stamp_data.categories), recipe.MODALITIES, "full")
 before = recipe.evaluate(net, stamp_data, test_index, s)  # untrained head
-fitted = recipe.train(net, stamp_data, train_index, s, name="finetune-full-all-fold0",
+fitted = recipe.train(net, stamp_data, train_index, s, name=recipe.run_name("full/all", 0),
                       progress=True)
 print(fitted.report())
 after = recipe.evaluate(net, stamp_data, test_index, s)

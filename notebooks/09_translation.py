@@ -497,8 +497,7 @@ assert torch.allclose(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]), 
 results = {}
 for system in ("text", "text + image"):
     net = recipe.model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
-    name = f"translation-{system.replace(' + ', '-')}-fold0"
-    results[system] = recipe.train(net, fold, s, progress=True, name=name)
+    results[system] = recipe.train(net, fold, s, progress=True, name=recipe.run_name(system, 0))
     nets[system] = net
 
 # %%

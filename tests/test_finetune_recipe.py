@@ -209,3 +209,17 @@ def test_pictures_go_channels_last_on_a_cuda_gpu_only():
     assert recipe.channels_last(s, torch.device("cuda")) is True
     assert recipe.channels_last(s, torch.device("cpu")) is False
     assert recipe.channels_last(recipe.settings(channels_last=False), torch.device("cuda")) is False
+
+
+def test_settings_name_no_device_and_a_run_fixes_the_picture_size(monkeypatch):
+    monkeypatch.setenv("MMCOURSE_FAST", "0")
+    monkeypatch.setattr(recipe, "try_gpu", lambda: pytest.fail("settings asked for a device"))
+    s = recipe.settings()
+    assert s.size is None and s == recipe.Settings()
+    assert recipe.for_device(s, torch.device("cpu")).size == recipe.CPU_SIZE
+    assert recipe.for_device(s, torch.device("cuda")).size == recipe.GPU_SIZE
+    assert recipe.for_device(recipe.settings(size=128), torch.device("cuda")).size == 128
+    with pytest.raises(ValueError, match="for_device"):
+        recipe.loaders(s, torch.device("cpu"))
+    monkeypatch.setenv("MMCOURSE_FAST", "1")
+    assert recipe.for_device(recipe.settings(), torch.device("cuda")).size == recipe.CPU_SIZE

@@ -12,7 +12,8 @@ import nbformat
 import pytest
 import torch
 
-from mmcourse.grading import _grader_cell, masters
+from mmcourse.grading import masters
+from mmcourse.grading.grader import _grader_cell
 from mmcourse.grading.feedback import Notebook, explain_case
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -158,3 +158,21 @@ def test_only_optional_heavy_dependencies_are_imported_inside_functions():
     assert any(f.endswith(" timm") for f in found), "the walk sees function-level imports"
     assert [f for f in found if f.split()[-1] not in LAZY
             and not f.startswith("__main__.py:")] == []
+
+
+def long_functions(limit: int = 60) -> list[str]:
+    """``file:line name (lines)`` of each function of the package longer than ``limit``
+    lines, its decorators left out and its docstring counted."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({length})")
+    return found
+
+
+def test_no_function_of_the_package_is_over_60_lines():
+    assert long_functions(limit=40), "the walk measures functions"
+    assert long_functions() == []

@@ -68,8 +68,10 @@ MODALITIES = ("image", "text", "audio")
 """The model's modalities, in the fusion's order."""
 PRETRAINED = ("image", "text")
 """Modalities whose towers start from pretrained weights."""
+CPU_SIZE = 96
+"""Picture size on a CPU (and in fast mode everywhere)."""
 GPU_SIZE = 224
-"""Training picture size in full mode on a CUDA GPU."""
+"""Picture size in full mode on a CUDA GPU."""
 ROWS = ("probe/image", "probe/text", "probe/image+text",
         "full/image", "full/text", "full/audio", "full/all",
         "partial/all", "lora/all", "full/all/weighted", "full/all/sampler")
@@ -80,8 +82,9 @@ ROWS = ("probe/image", "probe/text", "probe/image+text",
 class Settings:
     """The recipe's settings; the defaults are the full run's on the CPU."""
 
-    size: int = 96
-    """Picture size the towers see (training crops and evaluation centre crops)."""
+    size: int | None = None
+    """Picture size the towers see (training crops and evaluation centre crops); None:
+    the device's, fixed by :func:`for_device` when a run starts."""
     epochs: int = 6
     batch_size: int = 32
     lr_image: float = 3e-4
@@ -126,17 +129,29 @@ class Settings:
     seed: int = 0
 
 
-FAST = dict(size=96, epochs=2, folds=1, rows=("probe/image+text", "full/all"))
+FAST = dict(size=CPU_SIZE, epochs=2, folds=1, rows=("probe/image+text", "full/all"))
 """What fast mode changes: 96 px pictures, 2 epochs, the first fold, two rows."""
 
 
 def settings(**overrides) -> Settings:
     """The active mode's :class:`Settings` (fast mode applies :data:`FAST`), with
-    ``overrides`` on top; full mode on a CUDA GPU trains at :data:`GPU_SIZE` px."""
-    s = mode_settings(Settings(), FAST, overrides)
-    if "size" not in overrides and not config.fast() and try_gpu().type == "cuda":
-        s = dataclasses.replace(s, size=GPU_SIZE)
-    return s
+    ``overrides`` on top. They name no device: a size left to the device is fixed by
+    :func:`for_device` when a run starts."""
+    return mode_settings(Settings(), FAST, overrides)
+
+
+def run_name(row: str, fold: int) -> str:
+    """The checkpoint name of a table row's model trained on ``fold`` ("full/all", 0 →
+    "finetune-full-all-fold0"); the chapter loads the table's run through it."""
+    return f"finetune-{row.replace('/', '-')}-fold{fold}"
+
+
+def for_device(s: Settings, device: torch.device) -> Settings:
+    """``s`` with a picture size left to the device fixed: :data:`GPU_SIZE` on a CUDA GPU,
+    :data:`CPU_SIZE` elsewhere; a size already given stays."""
+    if s.size is not None:
+        return s
+    return dataclasses.replace(s, size=GPU_SIZE if device.type == "cuda" else CPU_SIZE)
 
 
 def audio_language(stamps) -> str:
@@ -219,7 +234,11 @@ def stamp_tensors(stamps, size: int, n_mels: int, max_frames: int, language: str
 
 def loaders(s: Settings, device: torch.device | None = None) -> StampData:
     """The protocol stamps (or a stratified subset of ``s.limit``) as tensors on
-    ``device`` (default :func:`~mmcourse.runtime.device.try_gpu`), with their folds."""
+    ``device`` (default :func:`~mmcourse.runtime.device.try_gpu`), with their folds.
+    ``s.size`` must be fixed (:func:`for_device`)."""
+    if s.size is None:
+        raise ValueError("these settings leave the picture size to the device: "
+                         "use recipe.for_device(s, device) before loading the data")
     stamps = protocol_stamps(load_stamps())
     if s.limit is not None and s.limit < len(stamps):
         share = s.limit / len(stamps)
@@ -381,7 +400,7 @@ def run_row(row: str, data: StampData, s: Settings, progress: bool = False,
                 net = model(s, k, modalities, strategy)
                 trainable = trainable_count(net)
                 fitted = train(net, data, train_index, s, balance=balance, progress=progress,
-                               name=f"finetune-{row.replace('/', '-')}-fold{fold}")
+                               name=run_name(row, fold))
                 history = history or fitted.history
                 result = evaluate(net, data, test_index, s)
                 confusion += result["confusion"]
@@ -404,6 +423,7 @@ def finetune_one(s: Settings, strategy: str = "full", modalities=MODALITIES,
     """
     device = (torch.device("cuda", rank % torch.cuda.device_count())
               if world > 1 and torch.cuda.is_available() else try_gpu())
+    s = for_device(s, device)
     data = loaders(s, device)
     train_index, test_index = data.folds[fold]
     net = model(s, len(data.categories), modalities, strategy).to(device)
@@ -462,7 +482,9 @@ def table(s: Settings, progress: bool = False, out: Path | None = None) -> list:
     """Every row of ``s.rows`` on the first ``s.folds`` folds, as :class:`RowResult`; with
     ``out`` the table so far (see :func:`table_record`) is written there as JSON after
     every row."""
-    data = loaders(s)
+    device = try_gpu()
+    s = for_device(s, device)
+    data = loaders(s, device)
     features: dict = {}
     results = []
     for row in s.rows:

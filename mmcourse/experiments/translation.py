@@ -198,6 +198,12 @@ def model(s: Settings, src_vocab: int, tgt_vocab: int, system: str = "text + ima
                           s.embed_dim, s.hidden_size, s.dropout, s.word_dropout)
 
 
+def run_name(system: str, fold: int) -> str:
+    """The checkpoint name of ``system`` trained on ``fold`` ("text + image", 0 →
+    "translation-text-image-fold0"); the chapter loads the recipe's runs through it."""
+    return f"translation-{system.replace(' + ', '-')}-fold{fold}"
+
+
 def train(net: Translator, fold: dict, s: Settings, progress: bool = False,
           name: str = "translation") -> FitResult:
     """Teacher-forced training on the fold's training stamps: cross-entropy of every next
@@ -286,7 +292,7 @@ def run_fold(k: int, data: TranslationData, s: Settings, progress: bool = False)
         if system == "seq2seq" and not s.seq2seq:
             continue
         net = model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
-        name = f"translation-{system.replace(' + ', '-')}-fold{k}"
+        name = run_name(system, k)
         histories[system] = train(net, fold, s, progress, name).history["train_loss"]
         nets[system] = net
     return {**evaluate(nets, fold, data, s), "histories": histories}

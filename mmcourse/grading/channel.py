@@ -15,7 +15,6 @@ import json
 import math
 import os
 import select
-import sys
 import time
 from pathlib import Path, PurePath
 
@@ -174,17 +173,15 @@ class Encoder:
             if value.dtype.name not in _DTYPES:
                 raise TypeError(f"cannot send an array of dtype {value.dtype}")
             return {"$array": encode_array(value)}
-        torch = _torch()
-        if torch is not None:
-            if isinstance(value, torch.Tensor):
-                self.tensors.append(value)
-                return {"$t": len(self.tensors) - 1}
-            if isinstance(value, torch.Size):
-                return {"$size": list(value)}
-            if isinstance(value, torch.dtype):
-                return {"$dtype": str(value).removeprefix("torch.")}
-            if isinstance(value, torch.device):
-                return {"$device": str(value)}
+        if isinstance(value, torch.Tensor):
+            self.tensors.append(value)
+            return {"$t": len(self.tensors) - 1}
+        if isinstance(value, torch.Size):
+            return {"$size": list(value)}
+        if isinstance(value, torch.dtype):
+            return {"$dtype": str(value).removeprefix("torch.")}
+        if isinstance(value, torch.device):
+            return {"$device": str(value)}
         if isinstance(value, PurePath):
             return {"$path": str(value)}
         if isinstance(value, (bytes, bytearray)):
@@ -225,6 +222,10 @@ class Decoder:
         self.tensors = tensors
         self.on_tag = on_tag
 
+    _LEAVES = frozenset({"$t", "$float", "$ellipsis", "$complex", "$np", "$array", "$size",
+                         "$dtype", "$device", "$path", "$bytes"})
+    _CONTAINERS = frozenset({"$slice", "$dict", "$tuple", "$set", "$frozenset"})
+
     def __call__(self, data, depth: int = 0):
         if depth > MAX_DEPTH:
             raise ChannelError("value nested too deeply")
@@ -236,6 +237,17 @@ class Decoder:
             raise ChannelError("malformed value")
         tag = next(iter(data))
         payload = data[tag]
+        if tag in self._LEAVES:
+            return self._leaf(tag, payload, data, depth)
+        if tag in self._CONTAINERS:
+            return self._container(tag, payload, depth)
+        if self.on_tag is not None:
+            return self.on_tag(tag, payload, data)
+        raise ChannelError(f"unknown tag {tag!r}")
+
+    def _leaf(self, tag: str, payload, data: dict, depth: int):
+        """A value that holds no other encoded value (a tensor reference, a special float,
+        a NumPy scalar or array, a torch size, dtype or device, a path, bytes)."""
         if tag == "$t":
             if not isinstance(payload, int) or not 0 <= payload < len(self.tensors):
                 raise ChannelError("malformed tensor reference")
@@ -249,10 +261,9 @@ class Decoder:
         if tag == "$complex":
             return complex(float(payload[0]), float(payload[1]))
         if tag == "$np":
-            name = payload if payload in _DTYPES else None
-            if name is None:
+            if payload not in _DTYPES:
                 raise ChannelError("malformed NumPy scalar")
-            return np.dtype(name).type(self(data.get("v"), depth + 1))
+            return np.dtype(payload).type(self(data.get("v"), depth + 1))
         if tag == "$array":
             return decode_array(payload)
         if tag == "$size":
@@ -266,8 +277,10 @@ class Decoder:
             return torch.device(str(payload))
         if tag == "$path":
             return Path(str(payload))
-        if tag == "$bytes":
-            return base64.b64decode(str(payload).encode("ascii"), validate=True)
+        return base64.b64decode(str(payload).encode("ascii"), validate=True)  # "$bytes"
+
+    def _container(self, tag: str, payload, depth: int):
+        """A slice, dict, tuple, set or frozenset of encoded values."""
         if tag == "$slice":
             return slice(*(self(v, depth + 1) for v in payload))
         if tag == "$dict":
@@ -281,16 +294,9 @@ class Decoder:
             return out
         if tag == "$tuple":
             return tuple(self(v, depth + 1) for v in payload)
-        if tag in ("$set", "$frozenset"):
-            try:
-                items = {self(v, depth + 1) for v in payload}
-            except TypeError as err:
-                raise ChannelError(f"malformed set ({err})") from err
-            return items if tag == "$set" else frozenset(items)
-        if self.on_tag is not None:
-            return self.on_tag(tag, payload, data)
-        raise ChannelError(f"unknown tag {tag!r}")
+        try:  # "$set", "$frozenset"
+            items = {self(v, depth + 1) for v in payload}
+        except TypeError as err:
+            raise ChannelError(f"malformed set ({err})") from err
+        return items if tag == "$set" else frozenset(items)
 
-
-def _torch():
-    return sys.modules.get("torch")

@@ -137,65 +137,81 @@ def _explain(node, text: str, env: dict, made: dict) -> str | None:
                 return why
         return None
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _OPS:
-        left = _eval(node.left, text, env, made)
-        right = _eval(node.comparators[0], text, env, made)
-        op, word = _OPS[type(node.ops[0])]
-        try:
-            ok = bool(op(left, right))
-        except Exception as err:
-            return (f"{_describe(node.left, left, text, made)}; comparing it with "
-                    f"{short(right)} raised {type(err).__name__}")
-        if ok:
-            return None
-        want = (_source(node.comparators[0], text)
-                if isinstance(node.comparators[0], (ast.Constant, ast.Tuple, ast.List, ast.Set))
-                else short(right))
-        said = f"{_describe(node.left, left, text, made)}; expected {word}{want}"
-        base = node.left
-        while isinstance(base, (ast.Attribute, ast.Subscript)):
-            base = base.value
-        simple = isinstance(base, ast.Name) or (
-            isinstance(node.left, ast.Call) and isinstance(node.left.func, ast.Name)
-            and node.left.func.id in env and not hasattr(builtins, node.left.func.id)
-            and all(isinstance(a, ast.Constant) for a in node.left.args))
-        names = "" if simple else _names(node.left, env, made)
-        return said + (f" ({names})" if names else "")
+        return _explain_comparison(node, text, env, made)
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             and node.func.id == "isinstance" and len(node.args) == 2):
-        value = _eval(node.args[0], text, env, made)
-        kinds = _eval(node.args[1], text, env, made)
-        if isinstance(value, kinds):
-            return None
-        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-        names = " or ".join(k.__name__ for k in kinds)
-        return (f"{_describe(node.args[0], value, text, made)} "
-                f"({type(value).__name__}); expected a {names}")
+        return _explain_isinstance(node, text, env, made)
     if (isinstance(node, ast.Call) and len(node.args) >= 2
             and _source(node.func, text).split(".")[-1] in ("allclose", "equal", "isclose")):
-        got = _eval(node.args[0], text, env, made)
-        want = _eval(node.args[1], text, env, made)
-        try:
-            value = _eval(node, text, env, made)
-            ok = bool(value)
-        except _Raised as err:
-            return f"{_describe(node.args[0], got, text, made)}; expected {short(want)} ({err})"
-        if ok:
-            return None
-        shape = getattr(got, "shape", None)
-        if shape is not None and getattr(want, "shape", shape) != shape:
-            return (f"{_describe(node.args[0], got, text, made)}; expected a shape of "
-                    f"{tuple(want.shape)}")
-        gap = ""
-        try:
-            gap = f" (largest difference {float((got - want).abs().max()):.3g})"
-        except Exception:
-            pass
-        return f"{_describe(node.args[0], got, text, made)}; expected {short(want)}{gap}"
+        return _explain_closeness(node, text, env, made)
     value = _eval(node, text, env, made)
     if value:
         return None
     names = _names(node, env, made)
     return f"{_source(node, text)} is {short(value)}" + (f" ({names})" if names else "")
+
+
+def _explain_comparison(node: ast.Compare, text: str, env: dict, made: dict) -> str | None:
+    """Why ``a <op> b`` is false: the value found and the one expected."""
+    left = _eval(node.left, text, env, made)
+    right = _eval(node.comparators[0], text, env, made)
+    op, word = _OPS[type(node.ops[0])]
+    try:
+        ok = bool(op(left, right))
+    except Exception as err:
+        return (f"{_describe(node.left, left, text, made)}; comparing it with "
+                f"{short(right)} raised {type(err).__name__}")
+    if ok:
+        return None
+    want = (_source(node.comparators[0], text)
+            if isinstance(node.comparators[0], (ast.Constant, ast.Tuple, ast.List, ast.Set))
+            else short(right))
+    said = f"{_describe(node.left, left, text, made)}; expected {word}{want}"
+    base = node.left
+    while isinstance(base, (ast.Attribute, ast.Subscript)):
+        base = base.value
+    simple = isinstance(base, ast.Name) or (
+        isinstance(node.left, ast.Call) and isinstance(node.left.func, ast.Name)
+        and node.left.func.id in env and not hasattr(builtins, node.left.func.id)
+        and all(isinstance(a, ast.Constant) for a in node.left.args))
+    names = "" if simple else _names(node.left, env, made)
+    return said + (f" ({names})" if names else "")
+
+
+def _explain_isinstance(node: ast.Call, text: str, env: dict, made: dict) -> str | None:
+    """Why ``isinstance(x, kinds)`` is false: the type found and the ones expected."""
+    value = _eval(node.args[0], text, env, made)
+    kinds = _eval(node.args[1], text, env, made)
+    if isinstance(value, kinds):
+        return None
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    names = " or ".join(k.__name__ for k in kinds)
+    return (f"{_describe(node.args[0], value, text, made)} "
+            f"({type(value).__name__}); expected a {names}")
+
+
+def _explain_closeness(node: ast.Call, text: str, env: dict, made: dict) -> str | None:
+    """Why ``allclose``/``equal``/``isclose(got, want)`` is false: another shape, or the
+    largest difference."""
+    got = _eval(node.args[0], text, env, made)
+    want = _eval(node.args[1], text, env, made)
+    try:
+        value = _eval(node, text, env, made)
+        ok = bool(value)
+    except _Raised as err:
+        return f"{_describe(node.args[0], got, text, made)}; expected {short(want)} ({err})"
+    if ok:
+        return None
+    shape = getattr(got, "shape", None)
+    if shape is not None and getattr(want, "shape", shape) != shape:
+        return (f"{_describe(node.args[0], got, text, made)}; expected a shape of "
+                f"{tuple(want.shape)}")
+    gap = ""
+    try:
+        gap = f" (largest difference {float((got - want).abs().max()):.3g})"
+    except Exception:
+        pass
+    return f"{_describe(node.args[0], got, text, made)}; expected {short(want)}{gap}"
 
 
 def explain_case(source: str, env: dict) -> str | None:
