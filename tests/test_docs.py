@@ -65,3 +65,20 @@ def test_every_glossary_term_stands_in_a_chapter_and_every_chapter_links_the_glo
     assert not missing, f"the glossary promises these terms in a chapter: {missing}"
     unlinked = [p.name for p in chapters if "](../docs/glossary.md)" not in p.read_text()]
     assert not unlinked, f"chapters without a link to the glossary: {unlinked}"
+
+
+def test_the_readme_module_table_names_every_module_of_the_package_and_no_other():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## The helper package", 1)[1].split("\n### ", 1)[0]
+    package = ROOT / "mmcourse"
+    modules = {".".join(p.relative_to(package).with_suffix("").parts)
+               for p in package.rglob("*.py") if p.name != "__init__.py"}
+    named = set(re.findall(r"`([a-z_0-9]+(?:\.[a-z_0-9]+)?)`", table))
+    assert len(modules) > 60
+    assert sorted(modules - named) == [], "modules the README's table leaves out"
+    layers = {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines()
+            if line.startswith("| `")]
+    assert set(rows) == layers, "the table's first column names every layer"
+    dotted = {n for n in named if "." in n and n.split(".")[0] in layers}
+    assert sorted(dotted - modules) == [], "the table names modules that do not exist"
