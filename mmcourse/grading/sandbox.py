@@ -280,11 +280,7 @@ def _empty(cgroup: Path, rounds: int = 100) -> None:
             return
         if not pids:
             break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        _kill(pids)
         time.sleep(0.02)
     try:
         cgroup.rmdir()
@@ -313,9 +309,14 @@ def reap(marker: str, rounds: int = 20) -> None:
         pids = marked(marker)
         if not pids:
             return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        _kill(pids)
         time.sleep(0.05)
+
+
+def _kill(pids: list[int]) -> None:
+    """SIGKILL each process of ``pids`` that still exists and may be killed."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
