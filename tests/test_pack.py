@@ -229,7 +229,7 @@ def test_gpu_sh_runs_a_notebook_on_the_cpu(bundle, tmp_path):
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
     notebook.cells = [nbformat.v4.new_code_cell(
-        "import os\nfrom mmcourse import config, data\n"
+        "import os\nfrom mmcourse import data\nfrom mmcourse.runtime import config\n"
         "assert config.data_root() == __import__('pathlib').Path(os.environ['BUNDLE'])\n"
         "assert not config.fast() and len(data.load_stamps()) == 8")]
     nbformat.write(notebook, tmp_path / "tiny.ipynb")
