@@ -88,8 +88,14 @@ def _grade(args) -> int:
     from pathlib import Path
 
     from mmcourse.grading import grade_folder, summary_table
+    from mmcourse.grading.grader import refuse_without_asserts
     from mmcourse.grading.sandbox import protection
 
+    try:
+        refuse_without_asserts()
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     folder = Path(args.submissions)
     if not folder.is_dir():
         print(f"{folder} is not a folder of submitted notebooks")

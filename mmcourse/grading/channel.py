@@ -21,8 +21,9 @@ from pathlib import Path, PurePath
 import numpy as np
 import torch
 
-MAX_MESSAGE = 256 * 2**20
-"""Bytes above which a message is refused."""
+MAX_MESSAGE = 16 * 2**20
+"""Bytes above which a message is refused: a reply this large is no answer to an exercise,
+and decoding it would cost the grader memory every other submission needs."""
 MAX_DEPTH = 40
 """Nesting depth above which a value is refused."""
 

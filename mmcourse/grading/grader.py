@@ -18,6 +18,8 @@ import json
 import os
 import re
 import signal
+import stat
+import sys
 import time
 import traceback
 import zipfile
@@ -31,6 +33,9 @@ from .feedback import doctest_source
 
 DEFAULT_TIMEOUT = 300
 """Seconds a submission may run before it is stopped and graded 0."""
+MAX_NOTEBOOK = 10 * 2**20
+"""Bytes of the largest submission read; a larger file is refused before it is parsed
+(the chapters, with all their outputs, are under 2 MB)."""
 OUTPUT_LIMIT = 1_000_000
 """Characters of cell output above which a submission is flagged as printing too much."""
 _GRADER_LINE = re.compile(r"import otter|grader = otter\.Notebook\([^()]*\)"
@@ -284,8 +289,8 @@ def _end_reason(session: remote.Session, timeout: float) -> str:
 
 
 def grade_submission(path: Path, autograder: Path, template: Path | None = None,
-                     timeout: float = DEFAULT_TIMEOUT, memory: int = sandbox.DEFAULT_MEMORY
-                     ) -> Grade:
+                     timeout: float = DEFAULT_TIMEOUT, memory: int = sandbox.DEFAULT_MEMORY,
+                     name: str | None = None) -> Grade:
     """Grade one submitted notebook against ``autograder`` (a zip from :func:`generate`).
 
     The submission's code cells run in a sandboxed child process
@@ -294,14 +299,17 @@ def grade_submission(path: Path, autograder: Path, template: Path | None = None,
     submission's functions and values over a data-only channel
     (:mod:`mmcourse.grading.remote`); they decide the points (the public tests are the
     learner's, in their kernel). Points possible come from the archive; every problem
-    found is listed in ``Grade.reasons``.
+    found is listed in ``Grade.reasons``. A symbolic link or a file over
+    :data:`MAX_NOTEBOOK` is refused unread. ``name`` is the row's name (default: the
+    file's). Asserts must be on: the hidden tests are asserts.
     """
-    path, autograder = Path(path).resolve(), Path(autograder).resolve()
-    grade = Grade(path.name, autograder.stem)
+    refuse_without_asserts()
+    autograder = Path(autograder).resolve()
+    grade = Grade(name or Path(path).name, autograder.stem)
     tic = time.perf_counter()
     tests = load_tests(autograder)
     grade.scores = {q: (0.0, p) for q, (p, _) in tests.items()}
-    nb = _read_notebook(path, grade)
+    nb = _read_notebook(Path(path), grade)
     if nb is not None:
         grade.reasons += _claim_reasons(nb, autograder.stem)
         tmpl = nbformat.read(template, as_version=4) if template is not None else None
@@ -313,11 +321,44 @@ def grade_submission(path: Path, autograder: Path, template: Path | None = None,
     return grade
 
 
-def _read_notebook(path: Path, grade: Grade) -> nbformat.NotebookNode | None:
-    """The submitted notebook, or None with the reason in ``grade`` when it cannot be
-    read or is not a valid notebook."""
+def refuse_without_asserts() -> None:
+    """Raise when Python runs with asserts stripped (``-O``, ``PYTHONOPTIMIZE``): every
+    hidden test would pass."""
+    if sys.flags.optimize:
+        raise RuntimeError("grading needs assert statements, and this Python strips them "
+                           "(-O or PYTHONOPTIMIZE): run the grader without them")
+
+
+def _refusal(path: Path) -> str | None:
+    """Why ``path`` is not read at all: a symbolic link, not a regular file, or over
+    :data:`MAX_NOTEBOOK` bytes; None when it may be read."""
     try:
-        nb = nbformat.read(path, as_version=4)
+        info = path.lstat()
+    except OSError as err:
+        return f"cannot be read ({type(err).__name__})"
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link, not a submitted file: not read"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file: not read"
+    if info.st_size > MAX_NOTEBOOK:
+        return (f"{info.st_size / 2**20:.1f} MB, over the {MAX_NOTEBOOK / 2**20:g} MB limit "
+                "of a submission: not read")
+    return None
+
+
+def _read_notebook(path: Path, grade: Grade) -> nbformat.NotebookNode | None:
+    """The submitted notebook, or None with the reason in ``grade`` when it is refused
+    (:func:`_refusal`), cannot be read or is not a valid notebook. The file is opened
+    without following a symbolic link."""
+    refusal = _refusal(path)
+    if refusal is not None:
+        grade.reasons.append(refusal)
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            text = fh.read(MAX_NOTEBOOK + 1).decode("utf-8")
+        nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
     except Exception as err:  # any unreadable file is graded, never crashes the run
         grade.reasons.append(f"not a readable notebook ({type(err).__name__}: "
@@ -368,10 +409,13 @@ def _run_and_test(nb: nbformat.NotebookNode, tests: dict, ctx: dict, names: set[
 
 def _exercise_of(path: Path, names: list[str]) -> tuple[str | None, str | None]:
     """The exercise a submission belongs to, by its file name's chapter prefix (``03_…``),
-    else by its otter metadata; and a warning when the two disagree."""
+    else by its otter metadata (read only from a file :func:`_refusal` lets through); and
+    a warning when the two disagree."""
     by_name = next((n for n in names if path.name.startswith(n[:3])), None)
     by_meta = None
     try:
+        if _refusal(path) is not None:
+            raise ValueError("not read")
         meta = json.loads(path.read_text(encoding="utf-8", errors="replace"))["metadata"]
         by_meta = meta["otter"]["assignment_name"]
     except Exception:
@@ -391,9 +435,12 @@ def grade_folder(submissions: Path, out_csv: Path | None = None, root: Path | No
     Each submission is matched to its exercise by its file name's chapter prefix
     (``03_…``), else by the otter metadata in the notebook; a notebook whose metadata
     names another exercise is graded as its file name says, and flagged. The hidden tests'
-    seed is drawn once for the run. The CSV has one row per submission: file, exercise,
-    one column per question, total, possible, percent and reasons.
+    seed is drawn once for the run. The CSV has one row per submission, named by its path
+    under ``submissions``: file, exercise, one column per question, total, possible,
+    percent and reasons; it is written again after every submission, so a run that is
+    stopped keeps the rows graded so far. Symbolically linked folders are not entered.
     """
+    refuse_without_asserts()
     root = root or repository_root()
     autograders = root / "grading" / "autograders"
     names = sorted(p.stem for p in autograders.glob("*.zip"))
@@ -401,38 +448,61 @@ def grade_folder(submissions: Path, out_csv: Path | None = None, root: Path | No
     hidden.grading_mode(True)
     try:
         for path in sorted(Path(submissions).rglob("*.ipynb")):
-            exercise, _ = _exercise_of(path, names)
-            if exercise is None:
-                grades.append(Grade(path.name, "?", reasons=["cannot tell which exercise this is"]))
-                continue
-            template = root / "exercises" / f"{exercise}.ipynb"
-            try:
-                grades.append(grade_submission(path, autograders / f"{exercise}.zip",
-                                               template if template.exists() else None,
-                                               timeout, memory))
-            except Exception as err:  # one submission never stops the run
-                points = question_points(autograders / f"{exercise}.zip")
-                grades.append(Grade(path.name, exercise, {q: (0.0, p) for q, p in points.items()},
-                                    [f"grading failed: {type(err).__name__}: {str(err)[:200]}"]))
+            grades.append(_grade_one(path, Path(submissions), root, names, timeout, memory))
+            if out_csv is not None:
+                write_csv(grades, out_csv)
     finally:
         hidden.grading_mode(False)
-    if out_csv is not None:
-        write_csv(grades, out_csv)
     return grades
+
+
+def _grade_one(path: Path, folder: Path, root: Path, names: list[str], timeout: float,
+               memory: int) -> Grade:
+    """The grade of the submission at ``path`` under ``folder``, named by its path there;
+    a failure of its grading costs this submission only."""
+    name = str(path.relative_to(folder))
+    exercise, _ = _exercise_of(path, names)
+    if exercise is None:
+        return Grade(name, "?", reasons=["cannot tell which exercise this is"])
+    autograder = root / "grading" / "autograders" / f"{exercise}.zip"
+    points = question_points(autograder)
+    template = root / "exercises" / f"{exercise}.ipynb"
+    try:
+        return grade_submission(path, autograder, template if template.exists() else None,
+                                timeout, memory, name=name)
+    except Exception as err:  # one submission never stops the run
+        return Grade(name, exercise, {q: (0.0, p) for q, p in points.items()},
+                     [f"grading failed: {type(err).__name__}: {str(err)[:200]}"])
 
 
 def write_csv(grades: list[Grade], out_csv: Path) -> None:
     """One row per submission; question columns are ``<exercise>:<question>``."""
     columns = sorted({f"{g.exercise}:{q}" for g in grades for q in g.scores})
-    with open(out_csv, "w", newline="", encoding="utf-8") as fh:
+    partial = Path(out_csv).with_name(Path(out_csv).name + ".part")
+    with open(partial, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "exercise", *columns, "total", "possible", "percent",
                          "seconds", "reasons"])
         for g in grades:
             cells = [g.scores.get(c.split(":", 1)[1], ("", ""))[0] if c.startswith(g.exercise + ":")
                      else "" for c in columns]
-            writer.writerow([g.file, g.exercise, *cells, g.total, g.possible,
-                             f"{g.percent:.1f}", f"{g.seconds:.1f}", " | ".join(g.reasons)])
+            writer.writerow([_cell(g.file), _cell(g.exercise), *cells, g.total, g.possible,
+                             f"{g.percent:.1f}", f"{g.seconds:.1f}",
+                             _cell(" | ".join(g.reasons))])
+    os.replace(partial, out_csv)
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character (terminal escapes, newlines, NUL) shown as
+    ``?``, so a reason or file name cannot drive the terminal or break a row."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
+
+
+def _cell(text: str) -> str:
+    """A CSV text cell that a spreadsheet shows as text: printable, and with a leading
+    ``'`` where it would start a formula (``=``, ``+``, ``-``, ``@``)."""
+    text = printable(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def summary_table(grades: list[Grade]) -> str:
@@ -440,6 +510,6 @@ def summary_table(grades: list[Grade]) -> str:
     lines = [f"{'file':<36} {'exercise':<22} {'score':>11}  reasons"]
     for g in grades:
         score = f"{g.total:g}/{g.possible:g}"
-        lines.append(f"{g.file[:36]:<36} {g.exercise[:22]:<22} {score:>11}  "
-                     f"{'; '.join(g.reasons) or '-'}")
+        lines.append(f"{printable(g.file)[:36]:<36} {printable(g.exercise)[:22]:<22} "
+                     f"{score:>11}  {printable('; '.join(g.reasons)) or '-'}")
     return "\n".join(lines)

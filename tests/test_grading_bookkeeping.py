@@ -1,0 +1,119 @@
+"""Grading's bookkeeping under a careless instructor and a determined student: links are
+not followed, rows are named by their path, the CSV cannot start a formula, nothing printed
+can drive the terminal, oversized notebooks are refused unread, the CSV grows as the run
+goes, and a grader with asserts stripped refuses to grade."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from mmcourse.__main__ import main
+from mmcourse.grading import masters, repository_root
+from mmcourse.grading.grader import MAX_NOTEBOOK, _cell, grade_folder, printable
+
+ROOT = repository_root()
+NAME = masters()[0].stem
+UNTOUCHED = ROOT / "exercises" / f"{NAME}.ipynb"
+SOLVED = ROOT / "grading" / "solved" / f"{NAME}.ipynb"
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {row["file"]: row for row in csv.DictReader(fh)}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """A folder of careless and hostile submissions, graded once by the command."""
+    top = tmp_path_factory.mktemp("bookkeeping")
+    folder = top / "submissions"
+    for student in ("alice", "bob"):
+        (folder / student).mkdir(parents=True)
+        shutil.copy(UNTOUCHED, folder / student / f"{NAME}.ipynb")
+    (folder / f"{NAME[:3]}link.ipynb").symlink_to(SOLVED)  # the solved notebook, linked
+    (top / "elsewhere").mkdir()
+    shutil.copy(SOLVED, top / "elsewhere" / f"{NAME}.ipynb")
+    (folder / "carol").symlink_to(top / "elsewhere")  # a linked folder
+    shutil.copy(UNTOUCHED, folder / f"={NAME[:3]}HYPERLINK.ipynb")
+    shutil.copy(UNTOUCHED, folder / f"{NAME[:3]}\x1b[31mred.ipynb")
+    huge = nbformat.read(UNTOUCHED, as_version=4)
+    huge.cells.append(nbformat.v4.new_code_cell("x = '" + "a" * (MAX_NOTEBOOK + 10) + "'"))
+    nbformat.write(huge, folder / f"{NAME[:3]}huge.ipynb")
+    out = top / "grades.csv"
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if not p.is_symlink()}
+    assert main(["grade", str(folder), "--csv", str(out), "--timeout", "60"]) == 0
+    return folder, out, _rows(out), before
+
+
+def test_rows_are_named_by_their_path_under_the_folder(graded):
+    _, _, rows, _ = graded
+    assert f"alice/{NAME}.ipynb" in rows and f"bob/{NAME}.ipynb" in rows
+    assert float(rows[f"alice/{NAME}.ipynb"]["total"]) == 0
+
+
+def test_a_linked_notebook_or_folder_is_refused_unread(graded):
+    _, _, rows, _ = graded
+    link = rows[f"{NAME[:3]}link.ipynb"]
+    assert float(link["total"]) == 0 and float(link["possible"]) > 0
+    assert "symbolic link" in link["reasons"]
+    assert not [f for f in rows if f.startswith("carol")], "a linked folder is not entered"
+
+
+def test_csv_cells_cannot_start_a_formula_and_names_hold_no_control_character(graded):
+    _, out, rows, _ = graded
+    assert f"'={NAME[:3]}HYPERLINK.ipynb" in rows
+    assert f"{NAME[:3]}?[31mred.ipynb" in rows
+    assert "\x1b" not in out.read_text(encoding="utf-8")
+    assert _cell("-1+2") == "'-1+2" and _cell("@SUM(A1)") == "'@SUM(A1)" and _cell("ok") == "ok"
+    assert printable("a\x1b[2Jb\nc\x00") == "a?[2Jb?c?"
+
+
+def test_an_oversized_notebook_is_refused_before_it_is_parsed(graded):
+    _, _, rows, _ = graded
+    huge = rows[f"{NAME[:3]}huge.ipynb"]
+    assert float(huge["total"]) == 0 and "MB limit" in huge["reasons"]
+    assert float(huge["seconds"]) < 5
+
+
+def test_nothing_submitted_is_changed(graded):
+    folder, _, _, before = graded
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if not p.is_symlink()} == before
+
+
+def test_the_csv_grows_as_the_run_goes(tmp_path, monkeypatch):
+    import mmcourse.grading.grader as grader
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(UNTOUCHED, folder / f"{NAME[:3]}{name}.ipynb")
+    out = tmp_path / "grades.csv"
+    seen = []
+    original = grader._grade_one
+
+    def spy(path, *args):
+        seen.append(sorted(_rows(out)) if out.exists() else [])
+        return original(path, *args)
+
+    monkeypatch.setattr(grader, "_grade_one", spy)
+    grade_folder(folder, out, timeout=60)
+    assert seen == [[], [f"{NAME[:3]}a.ipynb"]]
+    assert sorted(_rows(out)) == [f"{NAME[:3]}a.ipynb", f"{NAME[:3]}b.ipynb"]
+
+
+def test_a_grader_with_asserts_stripped_refuses_to_grade(tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    shutil.copy(UNTOUCHED, folder / f"{NAME}.ipynb")
+    env = dict(os.environ, PYTHONOPTIMIZE="1")
+    done = subprocess.run([sys.executable, "-m", "mmcourse", "grade", str(folder)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2
+    assert "assert statements" in done.stderr
+    assert not (tmp_path / "one-grades.csv").exists()
