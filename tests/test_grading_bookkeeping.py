@@ -117,3 +117,30 @@ def test_a_grader_with_asserts_stripped_refuses_to_grade(tmp_path):
     assert done.returncode == 2
     assert "assert statements" in done.stderr
     assert not (tmp_path / "one-grades.csv").exists()
+
+
+def test_each_row_says_how_it_was_graded(graded):
+    from mmcourse.grading import sandbox
+
+    _, _, rows, _ = graded
+    want = "bubblewrap" if sandbox.bwrap_works() else "none"
+    assert rows[f"alice/{NAME}.ipynb"]["protection"] == want
+
+
+def test_without_bubblewrap_nothing_is_graded_unless_the_instructor_asks(tmp_path, monkeypatch,
+                                                                          capsys):
+    from mmcourse.grading import sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_works", lambda: False)
+    folder = tmp_path / "one"
+    folder.mkdir()
+    shutil.copy(UNTOUCHED, folder / f"{NAME}.ipynb")
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(folder), "--csv", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "apt install bubblewrap" in err and "--no-sandbox" in err and not out.exists()
+    with pytest.raises(sandbox.SandboxUnavailable):
+        grade_folder(folder)
+    assert main(["grade", str(folder), "--csv", str(out), "--no-sandbox", "--timeout", "60"]) == 0
+    row = _rows(out)[f"{NAME}.ipynb"]
+    assert row["protection"] == "none" and float(row["total"]) == 0

@@ -57,6 +57,8 @@ class Grade:
     reasons: list = field(default_factory=list)
     errors: list = field(default_factory=list)
     seconds: float = 0.0
+    protection: str = ""
+    """"bubblewrap" or "none" (graded without the sandbox, on the instructor's word)."""
 
     @property
     def total(self) -> float:
@@ -290,7 +292,7 @@ def _end_reason(session: remote.Session, timeout: float) -> str:
 
 def grade_submission(path: Path, autograder: Path, template: Path | None = None,
                      timeout: float = DEFAULT_TIMEOUT, memory: int = sandbox.DEFAULT_MEMORY,
-                     name: str | None = None) -> Grade:
+                     name: str | None = None, allow_unsandboxed: bool = False) -> Grade:
     """Grade one submitted notebook against ``autograder`` (a zip from :func:`generate`).
 
     The submission's code cells run in a sandboxed child process
@@ -301,11 +303,15 @@ def grade_submission(path: Path, autograder: Path, template: Path | None = None,
     learner's, in their kernel). Points possible come from the archive; every problem
     found is listed in ``Grade.reasons``. A symbolic link or a file over
     :data:`MAX_NOTEBOOK` is refused unread. ``name`` is the row's name (default: the
-    file's). Asserts must be on: the hidden tests are asserts.
+    file's). Asserts must be on: the hidden tests are asserts. Without a working
+    bubblewrap it raises :class:`~mmcourse.grading.sandbox.SandboxUnavailable` unless
+    ``allow_unsandboxed``.
     """
     refuse_without_asserts()
+    sandbox.require(allow_unsandboxed)
     autograder = Path(autograder).resolve()
-    grade = Grade(name or Path(path).name, autograder.stem)
+    grade = Grade(name or Path(path).name, autograder.stem,
+                  protection="bubblewrap" if sandbox.bwrap_works() else "none")
     tic = time.perf_counter()
     tests = load_tests(autograder)
     grade.scores = {q: (0.0, p) for q, (p, _) in tests.items()}
@@ -428,8 +434,8 @@ def _exercise_of(path: Path, names: list[str]) -> tuple[str | None, str | None]:
 
 
 def grade_folder(submissions: Path, out_csv: Path | None = None, root: Path | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, memory: int = sandbox.DEFAULT_MEMORY
-                 ) -> list[Grade]:
+                 timeout: float = DEFAULT_TIMEOUT, memory: int = sandbox.DEFAULT_MEMORY,
+                 allow_unsandboxed: bool = False) -> list[Grade]:
     """Grade every ``*.ipynb`` under ``submissions``; write a per-question CSV.
 
     Each submission is matched to its exercise by its file name's chapter prefix
@@ -439,8 +445,11 @@ def grade_folder(submissions: Path, out_csv: Path | None = None, root: Path | No
     under ``submissions``: file, exercise, one column per question, total, possible,
     percent and reasons; it is written again after every submission, so a run that is
     stopped keeps the rows graded so far. Symbolically linked folders are not entered.
+    Without a working bubblewrap nothing is graded unless ``allow_unsandboxed``; the CSV's
+    ``protection`` column says how each row was graded.
     """
     refuse_without_asserts()
+    sandbox.require(allow_unsandboxed)
     root = root or repository_root()
     autograders = root / "grading" / "autograders"
     names = sorted(p.stem for p in autograders.glob("*.zip"))
@@ -448,7 +457,8 @@ def grade_folder(submissions: Path, out_csv: Path | None = None, root: Path | No
     hidden.grading_mode(True)
     try:
         for path in sorted(Path(submissions).rglob("*.ipynb")):
-            grades.append(_grade_one(path, Path(submissions), root, names, timeout, memory))
+            grades.append(_grade_one(path, Path(submissions), root, names, timeout, memory,
+                                     allow_unsandboxed))
             if out_csv is not None:
                 write_csv(grades, out_csv)
     finally:
@@ -457,7 +467,7 @@ def grade_folder(submissions: Path, out_csv: Path | None = None, root: Path | No
 
 
 def _grade_one(path: Path, folder: Path, root: Path, names: list[str], timeout: float,
-               memory: int) -> Grade:
+               memory: int, allow_unsandboxed: bool) -> Grade:
     """The grade of the submission at ``path`` under ``folder``, named by its path there;
     a failure of its grading costs this submission only."""
     name = str(path.relative_to(folder))
@@ -469,7 +479,7 @@ def _grade_one(path: Path, folder: Path, root: Path, names: list[str], timeout: 
     template = root / "exercises" / f"{exercise}.ipynb"
     try:
         return grade_submission(path, autograder, template if template.exists() else None,
-                                timeout, memory, name=name)
+                                timeout, memory, name=name, allow_unsandboxed=allow_unsandboxed)
     except Exception as err:  # one submission never stops the run
         return Grade(name, exercise, {q: (0.0, p) for q, p in points.items()},
                      [f"grading failed: {type(err).__name__}: {str(err)[:200]}"])
@@ -482,12 +492,12 @@ def write_csv(grades: list[Grade], out_csv: Path) -> None:
     with open(partial, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "exercise", *columns, "total", "possible", "percent",
-                         "seconds", "reasons"])
+                         "seconds", "protection", "reasons"])
         for g in grades:
             cells = [g.scores.get(c.split(":", 1)[1], ("", ""))[0] if c.startswith(g.exercise + ":")
                      else "" for c in columns]
             writer.writerow([_cell(g.file), _cell(g.exercise), *cells, g.total, g.possible,
-                             f"{g.percent:.1f}", f"{g.seconds:.1f}",
+                             f"{g.percent:.1f}", f"{g.seconds:.1f}", g.protection,
                              _cell(" | ".join(g.reasons))])
     os.replace(partial, out_csv)
 

@@ -111,7 +111,7 @@ def bwrap_command(argv: list[str], env: dict) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _bwrap_works() -> bool:
+def bwrap_works() -> bool:
     if _bwrap() is None:
         return False
     try:
@@ -170,9 +170,24 @@ def _cgroups_work() -> bool:
     return True
 
 
+class SandboxUnavailable(RuntimeError):
+    """Bubblewrap is missing or cannot start here, and grading without it was not asked
+    for."""
+
+
+def require(allow_unsandboxed: bool = False) -> None:
+    """Raise :class:`SandboxUnavailable` unless the child can run under bubblewrap or the
+    instructor allowed grading without it."""
+    if not allow_unsandboxed and not bwrap_works():
+        raise SandboxUnavailable(
+            "bubblewrap is not installed or cannot start a sandbox here, so a submission "
+            "could read other submissions and the solutions: install it (apt install "
+            "bubblewrap) or grade without it on purpose (--no-sandbox)")
+
+
 def protection() -> str:
     """Which sandbox is in force, in words."""
-    if _bwrap_works():
+    if bwrap_works():
         return ("bubblewrap: own user (nobody), PID, network and IPC namespaces, no "
                 "capabilities, read-only system view without the course's tests, private "
                 "in-memory working folder; plus memory, CPU and file-size limits"
@@ -192,7 +207,7 @@ class Child:
 
     def __init__(self, memory: int = DEFAULT_MEMORY, cpu_seconds: float = 600):
         self.marker = secrets.token_hex(12)
-        self.sandboxed = _bwrap_works()
+        self.sandboxed = bwrap_works()
         self.folder = None if self.sandboxed else Path(tempfile.mkdtemp(prefix="mmcourse-grade-"))
         home = WORK if self.sandboxed else str(self.folder)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home,
