@@ -105,7 +105,7 @@ def measure(batches, net, optimizer, device, amp: bool, steps: int, warmup: int 
 def fresh_model(s, k, device, channels_last: bool, compile: bool = False):
     """The full three-tower model (through ``torch.compile`` with ``compile``) and its
     AdamW, on ``device``."""
-    net = recipe.model(s, k, recipe.MODALITIES, "full").to(device)
+    net = recipe.network(s, k, recipe.MODALITIES, "full").to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
@@ -130,7 +130,7 @@ def main() -> None:
     device = try_gpu()
     s = recipe.for_device(recipe.settings(batch_size=args.batch_size,
                                           **({"size": args.size} if args.size else {})), device)
-    data = recipe.loaders(s, device)
+    data = recipe.stamp_data(s, device)
     k = len(data.categories)
     train_index = data.folds[0][0]
     amp = device.type == "cuda"

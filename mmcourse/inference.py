@@ -54,7 +54,7 @@ def load_finetuned(path: str | Path, device: torch.device | str = "cpu"):
     fields = {f.name for f in dataclasses.fields(recipe.Settings)}
     s = recipe.Settings(**{k: tuple(v) if isinstance(v, list) else v
                            for k, v in state["settings"].items() if k in fields})
-    net = recipe.model(s, len(state["categories"]), tuple(state["modalities"]),
+    net = recipe.network(s, len(state["categories"]), tuple(state["modalities"]),
                        state["strategy"], pretrained=False)
     try:
         net.load_state_dict(state["model"])

@@ -679,7 +679,7 @@ for key, value in batch.items():
 #   \text{logits} = W_{\text{out}}\, e + b_{\text{out}}.$$
 
 # %% tags=["nbval-ignore-output"]
-model = rnn.model(s, len(tokenizer.vocab), len(dataset.languages))
+model = rnn.language_model(s, len(tokenizer.vocab), len(dataset.languages))
 print(model)
 print(f"{count_parameters(model):,} parameters")
 

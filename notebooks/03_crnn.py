@@ -423,7 +423,8 @@ assert scratch.relative_error(in_batch, on_its_own) < 1e-5, "padding changed an 
 
 # %% tags=["nbval-ignore-output"]
 digit_settings = spoken_digits.settings()
-digits, digit_loaders = spoken_digits.loaders(digit_settings)
+digit_loaders = spoken_digits.loaders(digit_settings)
+digits = digit_loaders["task"]
 print({part: len(idx) for part, idx in digits.split.items()}, "clips;",
       f"{digits.n_features} MFCCs per frame")
 
@@ -575,7 +576,8 @@ assert mean_gap.max() < 0.15 and 0.85 < std_ratio.min() and std_ratio.max() < 1.
 
 # %% tags=["nbval-ignore-output"]
 language_settings = spoken_language.settings()
-languages, language_loaders = spoken_language.loaders(language_settings, stamps)
+language_loaders = spoken_language.loaders(language_settings, stamps)
+languages = language_loaders["task"]
 counts = pd.DataFrame({part: np.bincount(languages.labels[idx], minlength=len(languages.classes))
                        for part, idx in languages.split.items()}, index=languages.classes)
 counts.loc["total"] = counts.sum()
@@ -677,7 +679,7 @@ run_name = {False: "CRNN", True: "CRNN + SpecAugment"}
 language_models, language_fits = {}, {}
 for specaugment in (False, True):
     variant = dataclasses.replace(language_settings, specaugment=specaugment)
-    _, variant_loaders = spoken_language.loaders(variant, stamps)
+    variant_loaders = spoken_language.loaders(variant, stamps)
     language_models[specaugment] = spoken_language.model(variant)
     language_fits[specaugment] = spoken_language.train(language_models[specaugment],
                                                        variant_loaders, variant)

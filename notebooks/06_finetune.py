@@ -166,11 +166,11 @@ assert logits.shape == (4, 10)
 # sorted by path, split into **5 stratified folds without shuffling** — so a test fold
 # may hold a sub-folder (all the cats, say) that its training folds never saw. The
 # spoken caption is the one in the language with the most recordings among these stamps.
-# `recipe.loaders` decodes every picture once, letterboxes it on white, caches it as
+# `recipe.stamp_data` decodes every picture once, letterboxes it on white, caches it as
 # uint8, and puts everything on the device.
 
 # %% tags=["nbval-ignore-output"]
-stamp_data = recipe.loaders(s, dev)
+stamp_data = recipe.stamp_data(s, dev)
 tensors = stamp_data.data.tensors
 labels = tensors["label"].cpu().numpy()
 counts = np.bincount(labels)
@@ -202,7 +202,7 @@ assert stamp_data.language == "fr" and tensors["audio_present"].sum() > 700
 # %% [markdown]
 # ## 3 · The full model and what to train
 #
-# `recipe.model` builds encoders + fusion + head (`mmcourse.nn.models.build_model`):
+# `recipe.network` builds encoders + fusion + head (`mmcourse.nn.models.build_model`):
 #
 # * **image**: EfficientNet-Lite0 pretrained on ImageNet (1,280-d pooled features);
 # * **text**: all-MiniLM-L6-v2, a 6-layer sentence transformer (384-d, mean-pooled and
@@ -241,7 +241,7 @@ assert stamp_data.language == "fr" and tensors["audio_present"].sum() > 700
 # %% tags=["nbval-ignore-output"]
 strategy_counts = {}
 for strategy in finetune.STRATEGIES:
-    net = recipe.model(s, len(stamp_data.categories), recipe.MODALITIES, strategy)
+    net = recipe.network(s, len(stamp_data.categories), recipe.MODALITIES, strategy)
     strategy_counts[strategy] = finetune.trainable_count(net)
     if strategy == "full":  # the towers without LoRA adapters
         towers = {m: sum(p.numel() for p in enc.parameters()) for m, enc in net.encoders.items()}
@@ -346,12 +346,12 @@ print(f"probe on image + text, fold 0 ({s.size} px): {probe_accuracy:.1%}")
 # instead of training again.
 
 # %% tags=["nbval-ignore-output"]
-net = recipe.model(s, len(stamp_data.categories), recipe.MODALITIES, "full")
-before = recipe.evaluate(net, stamp_data, test_index, s)  # untrained head
-fitted = recipe.train(net, stamp_data, train_index, s, name=recipe.run_name("full/all", 0),
-                      progress=True)
+net = recipe.network(s, len(stamp_data.categories), recipe.MODALITIES, "full")
+before = recipe.evaluate_fold(net, stamp_data, test_index, s)  # untrained head
+fitted = recipe.train_fold(net, stamp_data, train_index, s,
+                           name=recipe.run_name("full/all", 0), progress=True)
 print(fitted.report())
-after = recipe.evaluate(net, stamp_data, test_index, s)
+after = recipe.evaluate_fold(net, stamp_data, test_index, s)
 print(f"fine-tuned, fold 0 ({s.size} px, {s.epochs} epochs): accuracy {after['accuracy']:.1%}, "
       f"macro-F1 {after['macro-F1']:.3f}")
 fig = plots.plot_history(fitted.history, ["train_loss", "train_accuracy"],
@@ -363,7 +363,7 @@ plt.show()
 # most held-out stamps correctly — far above the 33 % of always answering *symbols*.
 #
 # The summary line names the metric the loop monitored. This run holds out no
-# validation stamps, so `recipe.train` monitors the training loss
+# validation stamps, so `recipe.train_fold` monitors the training loss
 # (`monitor="train_loss"`): the number is the lowest training loss of the run, at the
 # epoch named, and the weights kept are that epoch's.
 
@@ -401,7 +401,7 @@ plt.show()
 # space.
 
 # %%
-fresh = recipe.model(s, len(stamp_data.categories), recipe.MODALITIES, "full")
+fresh = recipe.network(s, len(stamp_data.categories), recipe.MODALITIES, "full")
 test_batches = stamp_data.batches(test_index, s, False)
 spaces = {"before": embed(fresh, test_batches)[0], "after": embed(net, test_batches)[0]}
 silhouettes = {}

@@ -220,7 +220,8 @@ assert worst_value < 1e-5 and worst_grad < 1e-5
 # decodes and caches the clips' log-mel frames (64 bands every 10 ms).
 
 # %% tags=["nbval-ignore-output"]
-task, loaders = speech_ctc.loaders(sp)
+loaders = speech_ctc.loaders(sp)
+task = loaders["task"]
 tok = task.tokenizer
 print(f"{len(task)} clips: " + ", ".join(f"{p} {len(i)}" for p, i in task.split.items()))
 print(f"{len(tok)} symbols: {''.join(tok.symbols)!r}")
@@ -276,7 +277,7 @@ assert np.median(ratio) > 2
 # off here, as in chapter 03's language task, where it did not help.
 
 # %% tags=["nbval-ignore-output"]
-recogniser = speech_ctc.model(sp, len(tok))
+recogniser = speech_ctc.model(sp, num_symbols=len(tok))
 result = speech_ctc.train(recogniser, loaders, sp, progress=False)
 print(result.report())
 fig, ax = plt.subplots(figsize=(5.5, 3), dpi=100)

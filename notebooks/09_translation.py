@@ -97,7 +97,7 @@ print(s)
 # the translation).
 
 # %%
-data = recipe.loaders(s)
+data = recipe.translation_data(s)
 print(f"{len(data.stamps)} stamps with an English and a French caption")
 pd.DataFrame({"English": data.source, "French": data.target,
               "category": [st.category for st in data.stamps]}).sample(8, random_state=1)
@@ -451,7 +451,7 @@ batch = next(iter(fold["test"]))
 for key, value in batch.items():
     print(f"{key:>8}: {tuple(value.shape)} {value.dtype}")
 print(f"vocabularies: English {len(fold['src_tok'])}, French {len(fold['tgt_tok'])} words")
-nets = {system: recipe.model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
+nets = {system: recipe.translator(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
         for system in recipe.MODELS}
 for system, net in nets.items():
     print(f"{system:>14}: {sum(p.numel() for p in net.parameters()):,} parameters")
@@ -496,8 +496,9 @@ assert torch.allclose(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]), 
 # %% tags=["nbval-ignore-output"]
 results = {}
 for system in ("text", "text + image"):
-    net = recipe.model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
-    results[system] = recipe.train(net, fold, s, progress=True, name=recipe.run_name(system, 0))
+    net = recipe.translator(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
+    results[system] = recipe.train_fold(net, fold, s, progress=True,
+                                        name=recipe.run_name(system, 0))
     nets[system] = net
 
 # %%
@@ -522,7 +523,7 @@ for result in results.values():
 # the one-cycle schedule's learning rate goes to zero). Now free-running decoding of the 190 test stamps of fold 0.
 
 # %% tags=["nbval-ignore-output"]
-live = recipe.evaluate({system: nets[system] for system in results}, fold, data, s)
+live = recipe.evaluate_fold({system: nets[system] for system in results}, fold, data, s)
 pd.DataFrame(live["scores"]).T.round(1)
 
 # %% [markdown]

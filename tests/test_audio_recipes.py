@@ -29,34 +29,34 @@ def languages(stamps):
 # --- device discipline: every helper that runs a trained model feeds its device --------
 
 def test_predictions_feed_the_model_device(feeds_model_device, digits):
-    _, loaders = digits
+    loaders = digits
     feeds_model_device(audio_tasks.predictions,
                        spoken_digits.model(spoken_digits.Settings(**TINY_DIGITS)),
                        loaders["test"])
 
 
 def test_embeddings_feed_the_model_device(feeds_model_device, digits):
-    _, loaders = digits
+    loaders = digits
     feeds_model_device(audio_tasks.embeddings,
                        spoken_digits.model(spoken_digits.Settings(**TINY_DIGITS)),
                        loaders["test"])
 
 
 def test_digits_evaluate_feeds_the_model_device(feeds_model_device, digits):
-    _, loaders = digits
+    loaders = digits
     feeds_model_device(spoken_digits.evaluate,
                        spoken_digits.model(spoken_digits.Settings(**TINY_DIGITS)), loaders)
 
 
 def test_language_evaluate_feeds_the_model_device(feeds_model_device, languages):
-    _, loaders = languages
+    loaders = languages
     feeds_model_device(spoken_language.evaluate,
                        spoken_language.model(spoken_language.Settings(**TINY_LANGUAGE)),
                        loaders)
 
 
 def test_the_device_check_catches_cpu_batches(feeds_model_device, digits):
-    _, loaders = digits
+    loaders = digits
 
     def cpu_embeddings(model, loader):
         return [model.embed(batch)["audio"] for batch in loader]
@@ -117,7 +117,7 @@ def test_crnn_model_is_seeded_and_keeps_the_global_random_state():
 
 
 def test_model_reads_dict_batches_and_embeds(digits):
-    _, loaders = digits
+    loaders = digits
     s = spoken_digits.Settings(**TINY_DIGITS)
     model = spoken_digits.model(s).eval()
     batch = next(iter(loaders["test"]))
@@ -145,7 +145,7 @@ def test_digit_split_keeps_the_plain_80_20_test_part():
 
 
 def test_language_split_keeps_stamps_together(languages):
-    task, _ = languages
+    task = languages["task"]
     parts = {part: {task.groups[i] for i in idx} for part, idx in task.split.items()}
     assert not parts["train"] & parts["val"]
     assert not parts["train"] & parts["test"]
@@ -156,7 +156,8 @@ def test_language_split_keeps_stamps_together(languages):
 
 def test_loaders_crop_and_augment_training_clips_only(stamps):
     s = spoken_language.Settings(**{**TINY_LANGUAGE, "max_frames": 40, "specaugment": True})
-    task, loaders = spoken_language.loaders(s, stamps)
+    loaders = spoken_language.loaders(s, stamps)
+    task = loaders["task"]
     assert loaders["train"].dataset.max_frames == 40
     assert loaders["train"].dataset.augment == audio_tasks.SPEC_AUGMENT
     for part in ("val", "test"):
@@ -181,7 +182,7 @@ def test_bucket_sampler_covers_every_clip_once_in_similar_lengths():
 
 
 def test_pooled_statistics_and_baseline(digits):
-    task, _ = digits
+    task = digits["task"]
     clips = [np.array([[1.0, 2.0], [3.0, 2.0], [2.0, 5.0]], dtype=np.float32),
              np.array([[4.0, 0.0]], dtype=np.float32)]
     stats = audio_tasks.pooled_statistics(clips)

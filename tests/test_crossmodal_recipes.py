@@ -186,7 +186,8 @@ def test_chance_recall_is_capped_at_one(small_split):
 
 @pytest.mark.parametrize("strength", [0.0, 1.0])
 def test_shared_space_forward_and_reversal(strength, small_split):
-    model = adversarial.model(adversarial.settings(), strength, len(small_split.categories))
+    model = adversarial.model(adversarial.settings(), strength=strength,
+                              num_classes=len(small_split.categories))
     batch = next(iter(small_split.loader("train", 5)))
     (logits, extra), targets = model(batch)
     assert logits.shape == (10, len(small_split.categories)) and targets.shape == (10,)

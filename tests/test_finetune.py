@@ -139,7 +139,7 @@ def _three_tower_model(strategy):
     from mmcourse.experiments import finetune as recipe
 
     s = recipe.settings(size=64)
-    return recipe.model(s, 10, recipe.MODALITIES, strategy, pretrained=False)
+    return recipe.network(s, 10, recipe.MODALITIES, strategy, pretrained=False)
 
 
 def test_strategies_train_more_and_more_and_record_themselves():

@@ -109,9 +109,9 @@ def test_rows_are_read_and_bad_ones_explained():
 
 def test_recipe_helpers_feed_the_model_on_its_device(feeds_model_device):
     s = recipe.settings(**TINY)
-    data = recipe.loaders(s, torch.device("cpu"))
-    net = recipe.model(s, len(data.categories), recipe.MODALITIES, "full", pretrained=False)
-    feeds_model_device(recipe.evaluate, net, data, data.folds[0][1], s)
+    data = recipe.stamp_data(s, torch.device("cpu"))
+    net = recipe.network(s, len(data.categories), recipe.MODALITIES, "full", pretrained=False)
+    feeds_model_device(recipe.evaluate_fold, net, data, data.folds[0][1], s)
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +220,6 @@ def test_settings_name_no_device_and_a_run_fixes_the_picture_size(monkeypatch):
     assert recipe.for_device(s, torch.device("cuda")).size == recipe.GPU_SIZE
     assert recipe.for_device(recipe.settings(size=128), torch.device("cuda")).size == 128
     with pytest.raises(ValueError, match="for_device"):
-        recipe.loaders(s, torch.device("cpu"))
+        recipe.stamp_data(s, torch.device("cpu"))
     monkeypatch.setenv("MMCOURSE_FAST", "1")
     assert recipe.for_device(recipe.settings(), torch.device("cuda")).size == recipe.CPU_SIZE

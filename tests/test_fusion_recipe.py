@@ -30,7 +30,7 @@ def vocab_size():
 
 
 def fresh(tiny, vocab_size, fusion="sum", modalities=recipe.MODALITIES):
-    return recipe.model(tiny, fusion, modalities, vocab_size).eval()
+    return recipe.model(tiny, fusion=fusion, modalities=modalities, vocab_size=vocab_size).eval()
 
 
 def test_settings_fast_and_full(monkeypatch):
@@ -61,14 +61,14 @@ def test_loaders_keep_the_limit_and_reseedable_order(small_loaders):
 
 def test_model_is_seeded_and_leaves_the_global_state(tiny, vocab_size):
     state = torch.get_rng_state()
-    a = recipe.model(tiny, "gated", seed=0, vocab_size=vocab_size)
-    b = recipe.model(tiny, "gated", seed=0, vocab_size=vocab_size)
-    c = recipe.model(tiny, "gated", seed=1, vocab_size=vocab_size)
+    a = recipe.model(tiny, fusion="gated", seed=0, vocab_size=vocab_size)
+    b = recipe.model(tiny, fusion="gated", seed=0, vocab_size=vocab_size)
+    c = recipe.model(tiny, fusion="gated", seed=1, vocab_size=vocab_size)
     assert torch.equal(torch.get_rng_state(), state)
     first = [p for p in a.parameters()]
     assert all(torch.equal(p, q) for p, q in zip(first, b.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(first, c.parameters()))
-    assert set(recipe.model(tiny, "concat", ("audio",), vocab_size).encoders) == {"audio"}
+    assert set(recipe.model(tiny, fusion="concat", modalities=("audio",), vocab_size=vocab_size).encoders) == {"audio"}
 
 
 def test_weights_at_test_time_match_the_model(small_loaders, tiny, vocab_size):
@@ -163,10 +163,10 @@ def test_robustness_drops_like_zero_weight(small_loaders, tiny, vocab_size):
 
 
 def test_train_loads_a_finished_run(small_loaders, tiny, vocab_size):
-    first = recipe.model(tiny, "late", vocab_size=vocab_size)
+    first = recipe.model(tiny, fusion="late", vocab_size=vocab_size)
     result = recipe.train(first, small_loaders, tiny, "late", progress=False)
     assert len(result.history["train_loss"]) == tiny.epochs
-    again = recipe.model(tiny, "late", vocab_size=vocab_size)
+    again = recipe.model(tiny, fusion="late", vocab_size=vocab_size)
     loaded = recipe.train(again, small_loaders, tiny, "late", progress=False)
     assert loaded.seconds == 0, "a finished run should be loaded, not trained again"
     assert all(torch.equal(p.cpu(), q.cpu())

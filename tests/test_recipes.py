@@ -10,8 +10,38 @@ import torch
 from mmcourse import experiments
 from mmcourse.experiments import RECIPES, cnn
 from mmcourse.runtime import config
+from mmcourse.training.train import FitResult
 
 SHAPE = ("Settings", "FAST", "settings", "loaders", "model", "train", "evaluate", "run")
+
+TINY = {
+    "fashion-cnn": dict(epochs=1, train_limit=400, val_size=100, test_limit=100),
+    "caption-language-rnn": dict(languages=("en", "de", "ja"), epochs=1, embed_dim=8,
+                                 hidden_size=8, compare_languages=("en", "de"),
+                                 compare_cells=("gru",), compare_epochs=1),
+    "spoken-digits-crnn": dict(per_class=10, epochs=1, conv_channels=(4, 8), hidden_size=8),
+    "spoken-language-crnn": dict(per_language=12, epochs=1, conv_channels=(4, 8),
+                                 hidden_size=8, max_frames=100),
+    "avdigits-fusion": dict(seeds=(0,), epochs=1, train_limit=64),
+    "stamp-retrieval": dict(stamp_limit=480, epochs=1),
+    "adversarial-alignment": dict(stamp_limit=480, epochs=1, strengths=(0.0, 1.0)),
+    "self-supervised": dict(pretrain_epochs=1, labels_per_class=(5,), label_seeds=(0,),
+                            finetune_epochs=1),
+    "finetune-strategies": dict(limit=100, epochs=1, size=64, batch_size=8, folds=1,
+                                rows=("probe/image+text", "full/all")),
+    "image-captioning": dict(size=96, limit=60, test_folds=(1,), epochs=1, dim=32,
+                             embed_dim=16, hidden_dim=32, attention_dim=16, grid_dim=16,
+                             concepts=2, neighbours=2, beam_size=2, max_len=8,
+                             variants=("full",)),
+    "multimodal-translation": dict(stamp_limit=60, folds=3, run_folds=1, image_size=64,
+                                   epochs=1, hidden_size=16, embed_dim=8, batch_size=16,
+                                   max_len=12),
+    "speech-ctc": dict(per_language=60, epochs=1, seeds=1, conv_channels=(4, 8),
+                       hidden_size=16, beam=2),
+    "connected-digits-ctc": dict(per_class=20, train_utterances=64, eval_utterances=16,
+                                 epochs=1, conv_channels=(4, 8), hidden_size=16),
+}
+"""Settings small enough that every recipe's five parts run in seconds."""
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
@@ -30,6 +60,36 @@ def test_every_recipe_has_the_one_shape(name, monkeypatch):
     assert recipe.settings() == dataclasses.replace(recipe.Settings(), **recipe.FAST)
     assert recipe.FAST, f"{name}: fast mode changes nothing"
     assert list(inspect.signature(recipe.run).parameters)[:2] == ["s", "progress"]
+
+
+def test_the_tiny_settings_name_every_recipe():
+    assert set(TINY) == set(RECIPES)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_takes_and_returns_the_same_kinds_of_things(name, monkeypatch):
+    """loaders(s) → dict; model(s, data) → Module; train(model, data, s) → FitResult;
+    evaluate(model, data) → {name: number}; run(s) → Outcome of numbers: on tiny settings,
+    for every recipe alike."""
+    monkeypatch.delenv("MMCOURSE_SEED", raising=False)
+    recipe = experiments.module(name)
+    s = recipe.settings(**TINY[name])
+    data = recipe.loaders(s)
+    assert isinstance(data, dict) and data and all(isinstance(k, str) for k in data)
+    net = recipe.model(s, data)
+    assert isinstance(net, torch.nn.Module) and sum(p.numel() for p in net.parameters()) > 0
+    fitted = recipe.train(net, data, s, progress=False)
+    assert isinstance(fitted, FitResult) and fitted.history
+    scores = recipe.evaluate(net, data)
+    assert isinstance(scores, dict) and scores
+    assert all(isinstance(k, str) and _number(v) for k, v in scores.items()), scores
+    outcome = recipe.run(s, progress=False)
+    assert isinstance(outcome, experiments.Outcome) and outcome.metrics
+    assert all(_number(v) for v in outcome.metrics.values()), outcome.metrics
 
 
 def test_unknown_recipe():

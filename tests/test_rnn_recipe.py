@@ -29,7 +29,7 @@ def tiny(stamps):
 @pytest.fixture
 def tiny_model(tiny):
     s, dataset, tokenizer, _ = tiny
-    return rnn.model(s, len(tokenizer.vocab), len(dataset.languages))
+    return rnn.language_model(s, len(tokenizer.vocab), len(dataset.languages))
 
 
 @pytest.fixture
@@ -93,14 +93,14 @@ def test_loaders_give_padded_dict_batches(tiny):
 def test_model_is_seeded_and_one_modality(tiny, tiny_model):
     s, dataset, tokenizer, loaders = tiny
     state = torch.random.get_rng_state()
-    again = rnn.model(s, len(tokenizer.vocab), len(dataset.languages))
+    again = rnn.language_model(s, len(tokenizer.vocab), len(dataset.languages))
     assert torch.equal(state, torch.random.get_rng_state())
     assert all(torch.equal(a, b) for a, b in zip(tiny_model.parameters(), again.parameters()))
     batch = next(iter(loaders["val"]))
     assert tiny_model(batch).shape == (len(batch["label"]), 3)
     assert tiny_model.embed(batch)["text"].shape == (len(batch["label"]), 2 * s.hidden_size)
     # the chapter's full model: 2,250 characters, 60 languages
-    assert count_parameters(rnn.model(rnn.Settings(), 2250, 60)) == 201_660
+    assert count_parameters(rnn.language_model(rnn.Settings(), 2250, 60)) == 201_660
 
 
 def test_predictions_and_embeddings_follow_the_loader(tiny, tiny_model):

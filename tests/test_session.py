@@ -66,6 +66,6 @@ def test_a_split_is_the_same_under_every_seed(monkeypatch):
     splits = []
     for value in ("0", "3"):
         monkeypatch.setenv("MMCOURSE_SEED", value)
-        task, _ = spoken_digits.loaders(spoken_digits.settings(per_class=20))
+        task = spoken_digits.loaders(spoken_digits.settings(per_class=20))["task"]
         splits.append(task.split)
     assert all(np.array_equal(splits[0][p], splits[1][p]) for p in ("train", "val", "test"))

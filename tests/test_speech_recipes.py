@@ -20,7 +20,8 @@ TINY_DIGITS = dict(per_class=20, train_utterances=64, eval_utterances=16, epochs
 @pytest.fixture(scope="module")
 def digits_setup():
     s = connected_digits.settings(**TINY_DIGITS)
-    return s, *connected_digits.loaders(s)
+    data = connected_digits.loaders(s)
+    return s, data["task"], data
 
 
 def test_joined_digits_hold_recordings_of_one_part(digits_setup):
@@ -62,7 +63,7 @@ def test_speech_recipe_runs_end_to_end(tmp_path, monkeypatch):
     assert len(transcripts["reference"]) == outcome.details["test clips"] > 0
     assert set(transcripts) >= {"reference", "greedy", "beam", "beam + LM"}
     # the baseline copies training transcripts verbatim
-    task, loaders = speech_ctc.loaders(speech_ctc.settings(**TINY_SPEECH))
+    loaders = speech_ctc.loaders(speech_ctc.settings(**TINY_SPEECH))
     assert set(transcripts["nearest neighbour"]) <= set(loaders["reference"].dataset.texts)
 
 
@@ -90,8 +91,9 @@ def test_inference_helpers_feed_the_model_on_its_device(digits_setup, feeds_mode
 
 def test_speech_evaluate_feeds_the_model_on_its_device(feeds_model_device):
     s = speech_ctc.settings(**TINY_SPEECH)
-    task, loaders = speech_ctc.loaders(s)
-    feeds_model_device(speech_ctc.evaluate, speech_ctc.model(s, len(task.tokenizer)),
+    loaders = speech_ctc.loaders(s)
+    task = loaders["task"]
+    feeds_model_device(speech_ctc.evaluate, speech_ctc.model(s, num_symbols=len(task.tokenizer)),
                        loaders, s)
 
 

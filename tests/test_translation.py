@@ -276,7 +276,7 @@ def test_recipe_runs_end_to_end_on_tiny_settings(fresh_checkpoints):
 
 def test_translate_feeds_the_model_device(feeds_model_device):
     pairs = _pairs(image_dim=1280)
-    net = recipe.model(recipe.settings(**TINY), len(pairs.src_tok), len(pairs.tgt_tok))
+    net = recipe.translator(recipe.settings(**TINY), len(pairs.src_tok), len(pairs.tgt_tok))
     feeds_model_device(tr.translate, net, pairs)
 
 
@@ -290,11 +290,11 @@ def test_exact_matches_ignore_case_and_punctuation():
 
 def test_exact_matches_keep_the_retrieved_translation_in_model_rows(fresh_checkpoints):
     s = recipe.settings(**TINY, retrieval="tfidf", seq2seq=False)
-    data = recipe.loaders(s)
+    data = recipe.translation_data(s)
     data.source[data.folds[0][1][0]] = data.source[data.folds[0][0][0]]  # a duplicate
     fold = data.fold(0, s)
-    nets = {"text": recipe.model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), "text")}
-    result = recipe.evaluate(nets, fold, data, s)
+    nets = {"text": recipe.translator(s, len(fold["src_tok"]), len(fold["tgt_tok"]), "text")}
+    result = recipe.evaluate_fold(nets, fold, data, s)
     assert result["exact"][0] and result["hyps"]["text"][0] == result["hyps"]["retrieval"][0]
     keep = [not e for e in result["exact"]]
     assert [h for h, k in zip(result["hyps"]["text"], keep) if k] == \

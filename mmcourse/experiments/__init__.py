@@ -8,10 +8,18 @@ notebook outputs. Every recipe module (listed in :data:`RECIPES`) holds:
   ``FAST`` — the fields that fast mode (:func:`mmcourse.runtime.config.fast`) changes;
 * ``settings(**overrides)`` — the active mode's settings (:func:`mode_settings`);
   notebooks read their numbers from it and never restate one;
-* ``loaders(s)`` — the data, ``model(s)`` — a freshly initialised model,
-  ``train(model, loaders, s, progress)`` — training (load-or-train through a checkpoint
-  named by :func:`checkpoint`), ``evaluate(model, loaders)`` — the metrics;
-* ``run(s=None, progress=False)`` — those four in order, returning an :class:`Outcome`.
+* five parts that take and return the same kinds of things in every recipe:
+  ``loaders(s)`` → a dict of the data's named parts (loaders under "train", "val",
+  "test", and what the model and the metrics need: a task, a tokenizer, a fold);
+  ``model(s, data)`` → a freshly initialised ``nn.Module`` sized from that dict;
+  ``train(model, data, s, progress=False)`` → a :class:`~mmcourse.training.train.FitResult`
+  (load-or-train through a checkpoint named by :func:`checkpoint`);
+  ``evaluate(model, data)`` → {metric: number} on the test part;
+  ``run(s=None, progress=False)`` → an :class:`Outcome` of the whole comparison.
+
+A recipe that compares systems over folds or seeds keeps the building blocks its chapter
+walks through beside them (a ``*_fold`` function that takes the fold, a builder that takes
+sizes); ``tests/test_recipes.py`` calls the five parts of every recipe on tiny settings.
 """
 from __future__ import annotations
 

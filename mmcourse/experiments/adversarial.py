@@ -117,10 +117,11 @@ class SharedSpace(nn.Module):
         return (logits, extra), torch.cat([batch["label"], batch["label"]])
 
 
-def model(s: Settings, strength: float = 0.0, num_classes: int | None = None) -> SharedSpace:
+def model(s: Settings, data: dict | None = None, strength: float = 0.0,
+          num_classes: int | None = None) -> SharedSpace:
     """A :class:`SharedSpace` over ``num_classes`` categories (None: every stamp category)
     with reversal strength λ = ``strength``, initialised from ``s.seed`` (the global random
-    state is left as it was)."""
+    state is left as it was). ``data`` (what :func:`loaders` returns) is not needed."""
     if num_classes is None:
         num_classes = len(load_stamps().categories())
     with torch.random.fork_rng():
@@ -198,7 +199,7 @@ def sweep(loaders: dict[str, DataLoader], s: Settings, progress: bool = False
     num_classes = int(loaders["train"].dataset.labels.max()) + 1
     rows, models = {}, {}
     for strength in s.strengths:
-        models[strength] = model(s, strength, num_classes)
+        models[strength] = model(s, strength=strength, num_classes=num_classes)
         train(models[strength], loaders, s, progress)
         rows[strength] = evaluate(models[strength], loaders)
     table = pd.DataFrame.from_dict(rows, orient="index")

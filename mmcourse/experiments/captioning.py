@@ -123,14 +123,17 @@ def loaders(s: Settings) -> dict:
     return {"data": data, "folds": [fold(data, k, s) for k in s.test_folds]}
 
 
-def model(s: Settings, vocab_size: int = 0, grid_cells: int = 0,
-          variant: str = "full") -> cap.Captioner:
+def model(s: Settings, data: dict, variant: str = "full") -> cap.Captioner:
+    """:func:`captioner` of ``variant`` for the vocabulary of the first fold of ``data``
+    (what :func:`loaders` returns) and the grid of its pictures."""
+    return captioner(s, len(data["folds"][0].tokenizer), data["data"].side ** 2, variant)
+
+
+def captioner(s: Settings, vocab_size: int, grid_cells: int,
+              variant: str = "full") -> cap.Captioner:
     """A fresh :class:`~mmcourse.tasks.captioning.Captioner` of ``variant`` (see
-    :data:`VARIANTS`), initialised from ``s.seed``; by default for the vocabulary and
-    grid of the first test fold at ``s.size`` (built from the data)."""
-    if not vocab_size:
-        data = loaders(s)
-        vocab_size, grid_cells = len(data["folds"][0].tokenizer), data["data"].side ** 2
+    :data:`VARIANTS`) for ``vocab_size`` tokens and ``grid_cells`` picture cells,
+    initialised from ``s.seed``."""
     concepts, neighbours = VARIANTS[variant]
     with torch.random.fork_rng():
         torch.manual_seed(s.seed)
@@ -174,8 +177,14 @@ def caption_forward(net: cap.Captioner, batch: dict):
     return scores[real], targets[real]
 
 
-def train(net: cap.Captioner, f: Fold, s: Settings, variant: str = "full",
+def train(net: cap.Captioner, data: dict, s: Settings, variant: str = "full",
           progress: bool = False) -> FitResult:
+    """:func:`train_fold` on the first fold of ``data`` (what :func:`loaders` returns)."""
+    return train_fold(net, data["folds"][0], s, variant, progress)
+
+
+def train_fold(net: cap.Captioner, f: Fold, s: Settings, variant: str = "full",
+               progress: bool = False) -> FitResult:
     """Train ``net`` on fold ``f``'s training stamps with token cross-entropy (label
     smoothing ``s.label_smoothing``) for ``s.epochs`` epochs; load-or-train through a
     checkpoint named by the settings, variant and fold."""
@@ -194,7 +203,17 @@ def baseline_captions(data: cap.CaptionData, f: Fold) -> dict[str, list[str]]:
             "retrieval": cap.retrieval_captions(data, f.train_idx, f.test_idx)}
 
 
-def evaluate(captions: dict[str, list[str]], f: Fold) -> dict[str, dict]:
+def evaluate(net: cap.Captioner, data: dict, s: Settings | None = None) -> dict[str, float]:
+    """:func:`~mmcourse.tasks.captioning.caption_scores` of ``net``'s captions of the test
+    stamps of the first fold of ``data`` (what :func:`loaders` returns), decoded as ``s``
+    (default: :func:`settings`) says."""
+    s = s or settings()
+    f = data["folds"][0]
+    hyps = cap.generate(net, f.test, f.tokenizer, s.beam_size, s.max_len, s.length_penalty)
+    return score_captions({"model": hyps}, f)["model"]
+
+
+def score_captions(captions: dict[str, list[str]], f: Fold) -> dict[str, dict]:
     """:func:`~mmcourse.tasks.captioning.caption_scores` of each system's captions of fold
     ``f``'s test stamps."""
     return {name: cap.caption_scores(hyps, f.test.captions, f.template, f.tokenizer)
@@ -215,15 +234,15 @@ def run_fold(data: cap.CaptionData, f: Fold, s: Settings, progress: bool = False
     captions = baseline_captions(data, f)
     models, fits = {}, {}
     for variant in s.variants:
-        net = model(s, len(f.tokenizer), data.side ** 2, variant)
-        fits[variant] = train(net, f, s, variant, progress)
+        net = captioner(s, len(f.tokenizer), data.side ** 2, variant)
+        fits[variant] = train_fold(net, f, s, variant, progress)
         models[variant] = net
         captions[variant] = cap.generate(net, f.test, f.tokenizer, s.beam_size, s.max_len,
                                          s.length_penalty)
     if "full" in captions:
         captions["gated"], _ = cap.gated_captions(data, f.train_idx, f.test_idx,
                                                   captions["full"], s.gate_quantile)
-    return {"captions": captions, "scores": evaluate(captions, f), "models": models,
+    return {"captions": captions, "scores": score_captions(captions, f), "models": models,
             "fits": fits}
 
 

@@ -83,12 +83,13 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
             "test": DataLoader(test, 2 * s.batch_size)}
 
 
-def model(s: Settings) -> torch.nn.Module:
+def model(s: Settings, data: dict | None = None) -> torch.nn.Module:
     """A :class:`~mmcourse.nn.encoders.SmallCNN` with a 10-class linear head, built by
     :func:`mmcourse.nn.models.build_model` and initialised from ``s.seed``.
 
     Images (N, 1, 28, 28) → logits (N, 10); 74,922 parameters. The global random state is
-    left as it was.
+    left as it was. ``data`` (what :func:`loaders` returns) is not needed: the
+    model depends on the settings only.
     """
     with torch.random.fork_rng():
         torch.manual_seed(s.seed)

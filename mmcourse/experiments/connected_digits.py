@@ -28,7 +28,7 @@ from mmcourse.training.metrics import error_rate
 from mmcourse.training.train import FitResult, fit
 
 from . import Outcome, checkpoint, mode_settings
-from .audio_tasks import N_MFCC, AudioTask, load_digits_task
+from .audio_tasks import N_MFCC, load_digits_task
 
 NAME = "connected-digits-ctc"
 SYMBOLS = ["_", *"0123456789"]
@@ -106,8 +106,9 @@ class JoinedDigits(Dataset):
         return "".join(str(int(self.labels[j])) for j in self.fixed[i])
 
 
-def loaders(s: Settings) -> tuple[AudioTask, dict[str, DataLoader]]:
-    """The digit recordings split by recording and loaders of joined utterances: training
+def loaders(s: Settings) -> dict:
+    """{"task": the digit recordings split by recording, and loaders of joined utterances
+    under "train", "val" and "test"}: training
     ones drawn afresh per epoch from the training recordings, fixed validation and test
     ones (``s.eval_utterances`` each, seeds ``s.seed + 1`` and ``s.seed + 2``)."""
     task = load_digits_task(s.per_class)
@@ -122,10 +123,10 @@ def loaders(s: Settings) -> tuple[AudioTask, dict[str, DataLoader]]:
     for k, part in enumerate(("val", "test"), 1):
         out[part] = DataLoader(joined(part, s.eval_utterances, s.seed + k),
                                batch_size=2 * s.batch_size, collate_fn=collate_transcripts)
-    return task, out
+    return {"task": task, **out}
 
 
-def model(s: Settings) -> CTCRecognizer:
+def model(s: Settings, data: dict | None = None) -> CTCRecognizer:
     """The CRNN with a CTC output layer over :data:`SYMBOLS` (no time stride: a digit
     can be as short as 6 frames), initialised from ``s.seed``."""
     with torch.random.fork_rng():
@@ -163,7 +164,8 @@ def evaluate(model: nn.Module, loaders: dict[str, DataLoader]) -> dict:
 def run(s: Settings | None = None, progress: bool = False) -> Outcome:
     """The whole recipe: loaders, model, training, test digit error rate → Outcome."""
     s = s or settings()
-    task, data_loaders = loaders(s)
+    data_loaders = loaders(s)
+    task = data_loaders["task"]
     net = model(s)
     result = train(net, data_loaders, s, progress=progress)
     return Outcome(NAME, {**evaluate(net, data_loaders), "parameters": count_parameters(net)},

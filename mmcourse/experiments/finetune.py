@@ -232,7 +232,18 @@ def stamp_tensors(stamps, size: int, n_mels: int, max_frames: int, language: str
             "audio": audio, "audio_lengths": lengths, "audio_present": present}
 
 
-def loaders(s: Settings, device: torch.device | None = None) -> StampData:
+def loaders(s: Settings, device: torch.device | None = None) -> dict:
+    """{"data": the stamps as tensors on ``device`` (:func:`stamp_data`), "settings": ``s``
+    with its picture size fixed for that device (:func:`for_device`), "train_index",
+    "test_index": fold 0's rows}."""
+    device = device or try_gpu()
+    s = for_device(s, device)
+    data = stamp_data(s, device)
+    train_index, test_index = data.folds[0]
+    return {"data": data, "settings": s, "train_index": train_index, "test_index": test_index}
+
+
+def stamp_data(s: Settings, device: torch.device | None = None) -> StampData:
     """The protocol stamps (or a stratified subset of ``s.limit``) as tensors on
     ``device`` (default :func:`~mmcourse.runtime.device.try_gpu`), with their folds.
     ``s.size`` must be fixed (:func:`for_device`)."""
@@ -268,8 +279,14 @@ def parse_row(row: str) -> tuple[str, tuple, str]:
     return strategy, modalities, rest[0] if rest else "none"
 
 
-def model(s: Settings, num_classes: int, modalities=MODALITIES, strategy: str = "full",
+def model(s: Settings, data: dict, strategy: str = "full", modalities=MODALITIES,
           pretrained: bool = True) -> nn.Module:
+    """:func:`network` for the categories of ``data`` (what :func:`loaders` returns)."""
+    return network(s, len(data["data"].categories), modalities, strategy, pretrained)
+
+
+def network(s: Settings, num_classes: int, modalities=MODALITIES, strategy: str = "full",
+            pretrained: bool = True) -> nn.Module:
     """A fresh model: an encoder per modality (EfficientNet-Lite0, MiniLM, audio CRNN), the
     fusion ``s.fusion`` and a linear head, set up for ``strategy``."""
     torch.manual_seed(s.seed)
@@ -295,9 +312,18 @@ def learning_rates(s: Settings, strategy: str) -> dict:
             "encoders.audio": s.lr_audio, "": s.lr_head}
 
 
-def train(net: nn.Module, data: StampData, train_index, s: Settings, *, balance: str = "none",
-          name: str = "finetune", progress: bool = False, rank: int = 0,
-          world: int = 1) -> FitResult:
+def train(net: nn.Module, data: dict, s: Settings, progress: bool = False) -> FitResult:
+    """:func:`train_fold` on fold 0 of ``data`` (what :func:`loaders` returns), with the
+    checkpoint of the table's row of ``net``'s strategy on all three modalities."""
+    base = net.module if hasattr(net, "module") else net
+    row = f"{getattr(base, 'strategy', 'full')}/all"
+    return train_fold(net, data["data"], data["train_index"], data["settings"],
+                      name=run_name(row, 0), progress=progress)
+
+
+def train_fold(net: nn.Module, data: StampData, train_index, s: Settings, *,
+               balance: str = "none", name: str = "finetune", progress: bool = False,
+               rank: int = 0, world: int = 1) -> FitResult:
     """Fine-tune ``net`` on the rows ``train_index`` (load-or-train through a checkpoint
     named by ``name`` and the settings): AdamW with :func:`learning_rates` per group, a
     warm-up then cosine decay, clipping at norm 1; ``balance`` "weighted" weighs the loss
@@ -322,7 +348,14 @@ def train(net: nn.Module, data: StampData, train_index, s: Settings, *, balance:
                progress=progress and rank == 0, desc=name)
 
 
-def evaluate(net: nn.Module, data: StampData, test_index, s: Settings) -> dict:
+def evaluate(net: nn.Module, data: dict) -> dict[str, float]:
+    """Accuracy and macro-F1 of ``net`` on fold 0's test stamps of ``data`` (what
+    :func:`loaders` returns)."""
+    result = evaluate_fold(net, data["data"], data["test_index"], data["settings"])
+    return {"accuracy": result["accuracy"], "macro-F1": result["macro-F1"]}
+
+
+def evaluate_fold(net: nn.Module, data: StampData, test_index, s: Settings) -> dict:
     """Accuracy, macro-F1, the confusion matrix (K, K) and the predicted labels of the rows
     ``test_index``."""
     scores, targets = predict(net, data.batches(test_index, s, False, tuple(net.encoders)))
@@ -336,7 +369,7 @@ def frozen_features(data: StampData, s: Settings, modalities) -> np.ndarray:
     """The frozen pretrained towers' features of every stamp, side by side: float32
     (N, Σ D) — EfficientNet-Lite0 on the centre crop (1,280) and MiniLM on the caption
     (384)."""
-    net = model(s, len(data.categories), modalities, "probe").to(data.data.device)
+    net = network(s, len(data.categories), modalities, "probe").to(data.data.device)
     z, _ = embed(net, data.batches(np.arange(len(data.stamps)), s, False, modalities))
     return np.concatenate([z[m].numpy() for m in MODALITIES if m in z], axis=1)
 
@@ -397,12 +430,12 @@ def run_row(row: str, data: StampData, s: Settings, progress: bool = False,
                 confusion += confusion_matrix(scores, labels[test_index], k)
                 result = classification_scores(scores, labels[test_index], k)
             else:
-                net = model(s, k, modalities, strategy)
+                net = network(s, k, modalities, strategy)
                 trainable = trainable_count(net)
-                fitted = train(net, data, train_index, s, balance=balance, progress=progress,
+                fitted = train_fold(net, data, train_index, s, balance=balance, progress=progress,
                                name=run_name(row, fold))
                 history = history or fitted.history
-                result = evaluate(net, data, test_index, s)
+                result = evaluate_fold(net, data, test_index, s)
                 confusion += result["confusion"]
             accs.append(result["accuracy"])
             f1s.append(result["macro-F1"])
@@ -424,20 +457,20 @@ def finetune_one(s: Settings, strategy: str = "full", modalities=MODALITIES,
     device = (torch.device("cuda", rank % torch.cuda.device_count())
               if world > 1 and torch.cuda.is_available() else try_gpu())
     s = for_device(s, device)
-    data = loaders(s, device)
+    data = stamp_data(s, device)
     train_index, test_index = data.folds[fold]
-    net = model(s, len(data.categories), modalities, strategy).to(device)
+    net = network(s, len(data.categories), modalities, strategy).to(device)
     trainable = trainable_count(net)
     wrapped = net
     if world > 1:
         wrapped = nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
     tic = time.perf_counter()
-    fitted = train(wrapped, data, train_index, s, balance=balance, progress=progress,
+    fitted = train_fold(wrapped, data, train_index, s, balance=balance, progress=progress,
                    rank=rank, world=world,
                    name=f"finetune-{strategy}-{'+'.join(modalities)}-{balance}-fold{fold}")
     seconds = time.perf_counter() - tic
-    result = evaluate(net, data, test_index, s)
+    result = evaluate_fold(net, data, test_index, s)
     metrics = {"strategy": strategy, "modalities": list(modalities), "balance": balance,
                "fold": fold, "size": s.size, "epochs": s.epochs, "device": str(device),
                "machine": machine(), "processes": world, "train_stamps": len(train_index),
@@ -484,7 +517,7 @@ def table(s: Settings, progress: bool = False, out: Path | None = None) -> list:
     every row."""
     device = try_gpu()
     s = for_device(s, device)
-    data = loaders(s, device)
+    data = stamp_data(s, device)
     features: dict = {}
     results = []
     for row in s.rows:

@@ -80,14 +80,14 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
     return av_loaders(seed=None, batch_size=s.batch_size, train_limit=s.train_limit)[0]
 
 
-def model(s: Settings, fusion: str = "concat", modalities=MODALITIES,
+def model(s: Settings, data: dict | None = None, fusion: str = "concat", modalities=MODALITIES,
           vocab_size: int | None = None, seed: int | None = None) -> torch.nn.Module:
     """A fresh AV-digits model with ``fusion`` over ``modalities``
     (:func:`~mmcourse.experiments.avdigits.model_config`), initialised from ``seed``
     (default: the first of ``s.seeds``); batch dict → logits (N, 10).
 
     ``vocab_size`` defaults to the AV-digits tokenizer's. The global random state is
-    left as it was.
+    left as it was. ``data`` (what :func:`loaders` returns) is not needed.
     """
     if vocab_size is None:
         vocab_size = len(tokenizer().vocab)
@@ -151,7 +151,7 @@ def compare(s: Settings, data: dict[str, DataLoader] | None = None,
     for name, (fusion, modalities) in configurations().items():
         scores = []
         for seed in s.seeds:
-            net = model(s, fusion, modalities, vocab_size, seed)
+            net = model(s, fusion=fusion, modalities=modalities, vocab_size=vocab_size, seed=seed)
             train(net, data, s, name, seed, progress)
             scores.append(evaluate(net, data)["test accuracy"])
             models.setdefault(name, net)

@@ -68,12 +68,12 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
             "val": split.loader("val"), "test": split.loader("test")}
 
 
-def model(s: Settings) -> ContrastiveModel:
+def model(s: Settings, data: dict | None = None) -> ContrastiveModel:
     """Linear projections of the frozen image (1280) and caption (384) features into a
     shared ``s.dim``-d space, with a learned temperature starting at
     ``s.initial_temperature``; initialised from ``s.seed`` (the global random state is left
     as it was). ``model(batch)`` gives similarity logits (B, B), row = picture,
-    column = caption."""
+    column = caption. ``data`` (what :func:`loaders` returns) is not needed."""
     with torch.random.fork_rng():
         torch.manual_seed(s.seed)
         return ContrastiveModel({"image": Precomputed(EFFICIENTNET_DIM),

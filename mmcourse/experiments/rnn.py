@@ -182,15 +182,23 @@ def language_loaders(dataset: CaptionLanguages, tokenizer: Tokenizer, s: Setting
             for part in ("train", "val", "test")}
 
 
-def loaders(s: Settings) -> tuple[CaptionLanguages, Tokenizer, dict[str, DataLoader]]:
-    """The captions of ``s`` (:func:`caption_language_data`), a tokenizer fitted on the
-    training part, and the three loaders (:func:`language_loaders`)."""
+def loaders(s: Settings) -> dict:
+    """{"data": the captions of ``s`` (:func:`caption_language_data`), "tokenizer": a
+    tokenizer fitted on the training part, "train", "val", "test": the three loaders
+    (:func:`language_loaders`)}."""
     dataset = caption_language_data(s)
     tokenizer = fit_tokenizer(dataset)
-    return dataset, tokenizer, language_loaders(dataset, tokenizer, s)
+    return {"data": dataset, "tokenizer": tokenizer,
+            **language_loaders(dataset, tokenizer, s)}
 
 
-def model(s: Settings, vocab_size: int, num_classes: int) -> MultimodalModel:
+def model(s: Settings, data: dict) -> MultimodalModel:
+    """:func:`language_model` for the vocabulary and languages of ``data`` (what
+    :func:`loaders` returns)."""
+    return language_model(s, len(data["tokenizer"].vocab), len(data["data"].languages))
+
+
+def language_model(s: Settings, vocab_size: int, num_classes: int) -> MultimodalModel:
     """Characters → embedding (``s.embed_dim``) → bidirectional ``s.cell`` → pooling →
     logits, built by :func:`mmcourse.nn.models.build_model` and initialised from ``s.seed``.
 
@@ -323,11 +331,12 @@ def compare_cells(s: Settings, progress: bool = False) -> dict:
     has its own checkpoint (load-or-train).
     """
     base = dataclasses.replace(s, languages=s.compare_languages, epochs=s.compare_epochs)
-    dataset, tokenizer, subset_loaders = loaders(base)
+    subset_loaders = loaders(base)
+    dataset, tokenizer = subset_loaders["data"], subset_loaders["tokenizer"]
     rows = {}
     for cell in s.compare_cells:
         cell_settings = dataclasses.replace(base, cell=cell)
-        net = model(cell_settings, len(tokenizer.vocab), len(dataset.languages))
+        net = language_model(cell_settings, len(tokenizer.vocab), len(dataset.languages))
         fitted = train(net, subset_loaders, cell_settings, progress=progress)
         rows[cell] = {**evaluate(net, subset_loaders), "parameters": count_parameters(net),
                       "s / epoch": float(np.mean(fitted.history["epoch_seconds"]))}
@@ -341,8 +350,8 @@ def run(s: Settings | None = None, progress: bool = False) -> Outcome:
     """Train the character RNN and the n-gram baseline; report test accuracy, macro-F1 and
     the accuracy ceiling → :class:`Outcome`."""
     s = s or settings()
-    dataset, tokenizer, data_loaders = loaders(s)
-    net = model(s, len(tokenizer.vocab), len(dataset.languages))
+    data_loaders = loaders(s)
+    dataset, net = data_loaders["data"], model(s, data_loaders)
     result = train(net, data_loaders, s, progress=progress)
     rnn_scores = evaluate(net, data_loaders)
     truth = dataset.labels["test"]

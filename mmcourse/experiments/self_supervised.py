@@ -79,11 +79,12 @@ def loaders(s: Settings) -> dict[str, DataLoader]:
                                collate_fn=collate)}
 
 
-def model(s: Settings) -> ContrastiveModel:
+def model(s: Settings, data: dict | None = None) -> ContrastiveModel:
     """Chapter 04's image and audio encoders (untrained) with ``s.projection_dim``-d
     projection heads and a learned temperature: a :class:`ContrastiveModel` over
     ("image", "audio"), initialised from ``s.seed`` (the global random state is left as
-    it was). ``model(batch)`` gives similarity logits (B, B), row = image, column = clip."""
+    it was). ``model(batch)`` gives similarity logits (B, B), row = image, column = clip.
+    ``data`` (what :func:`loaders` returns) is not needed."""
     specs = model_config("concat", MODALITIES)["encoders"]
     with torch.random.fork_rng():
         torch.manual_seed(s.seed)

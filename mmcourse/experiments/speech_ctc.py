@@ -132,7 +132,7 @@ def load_task(language: str = "es", per_language: int | None = None, n_mels: int
                       tokenizer, clips.stamp_names)
 
 
-def loaders(s: Settings, stamps=None) -> tuple[SpeechTask, dict[str, DataLoader]]:
+def loaders(s: Settings, stamps=None) -> dict:
     """The task and its loaders: ``train`` (random batches of similar length, SpecAugment
     if ``s.specaugment``), ``val``, ``test`` and ``reference`` (the training clips in
     order, unaugmented, for the nearest-neighbour baseline)."""
@@ -146,7 +146,7 @@ def loaders(s: Settings, stamps=None) -> tuple[SpeechTask, dict[str, DataLoader]
     train_set = dataset("train", SPEC_AUGMENT if s.specaugment else None)
     lengths = [len(f) for f in train_set.features]
     plain = dict(batch_size=2 * s.batch_size, collate_fn=collate_transcripts)
-    return task, {
+    return {"task": task,
         "train": DataLoader(train_set, batch_sampler=BucketBatchSampler(lengths, s.batch_size),
                             collate_fn=collate_transcripts),
         "val": DataLoader(dataset("val"), **plain),
@@ -154,11 +154,15 @@ def loaders(s: Settings, stamps=None) -> tuple[SpeechTask, dict[str, DataLoader]
         "reference": DataLoader(dataset("train"), **plain)}
 
 
-def model(s: Settings, num_symbols: int | None = None) -> CTCRecognizer:
+def model(s: Settings, data: dict | None = None, num_symbols: int | None = None
+          ) -> CTCRecognizer:
     """The recogniser for ``s.n_mels`` bands, initialised from ``s.seed``; its output
-    layer has ``num_symbols`` units (default: the size of the training inventory)."""
+    layer has ``num_symbols`` units (default: the size of the training inventory of
+    ``data["task"]``, what :func:`loaders` returns, or of the task ``s`` loads)."""
     if num_symbols is None:
-        num_symbols = len(load_task(s.language, s.per_language, s.n_mels).tokenizer)
+        task = data["task"] if data is not None else load_task(s.language, s.per_language,
+                                                                 s.n_mels)
+        num_symbols = len(task.tokenizer)
     with torch.random.fork_rng():
         torch.manual_seed(s.seed)
         return CTCRecognizer(s.n_mels, num_symbols, time_stride=s.time_stride,
@@ -255,12 +259,13 @@ def run(s: Settings | None = None, progress: bool = False) -> Outcome:
     ``details`` holds each seed's metrics, best epochs and the first seed's transcripts
     (with the references)."""
     s = s or settings()
-    task, data_loaders = loaders(s)
+    data_loaders = loaders(s)
+    task = data_loaders["task"]
     references = data_loaders["test"].dataset.texts
     per_seed, best_epochs, first = [], [], None
     for k in range(s.seeds):
         sk = dataclasses.replace(s, seed=s.seed + k)
-        net = model(sk, len(task.tokenizer))
+        net = model(sk, data_loaders)
         result = train(net, data_loaders, sk, progress=progress)
         hypotheses = transcripts(net, data_loaders, sk)
         per_seed.append(scores(references, hypotheses))

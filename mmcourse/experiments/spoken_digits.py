@@ -20,7 +20,7 @@ from mmcourse.training.metrics import accuracy
 from mmcourse.training.train import FitResult, fit
 
 from . import Outcome, checkpoint, mode_settings
-from .audio_tasks import (N_MFCC, AudioTask, baseline, crnn_model, load_digits_task, predictions,
+from .audio_tasks import (N_MFCC, baseline, crnn_model, load_digits_task, predictions,
                           task_loaders)
 
 NAME = "spoken-digits-crnn"
@@ -57,19 +57,21 @@ def settings(**overrides) -> Settings:
     return mode_settings(Settings(), FAST, overrides)
 
 
-def loaders(s: Settings) -> tuple[AudioTask, dict[str, DataLoader]]:
-    """The spoken-digits task (``s.per_class`` clips per digit, split with
+def loaders(s: Settings) -> dict:
+    """{"task": the spoken-digits task (``s.per_class`` clips per digit, split with
     :data:`mmcourse.runtime.config.SPLIT_SEED`) and
     its train, validation and test loaders of dict batches
-    (:func:`~mmcourse.experiments.audio_tasks.task_loaders`, ``s.batch_size``)."""
+    (:func:`~mmcourse.experiments.audio_tasks.task_loaders`, ``s.batch_size``) under
+    "train", "val" and "test"}."""
     task = load_digits_task(per_class=s.per_class)
-    return task, task_loaders(task, s.batch_size)
+    return {"task": task, **task_loaders(task, s.batch_size)}
 
 
-def model(s: Settings) -> nn.Module:
+def model(s: Settings, data: dict | None = None) -> nn.Module:
     """The CRNN for 13 MFCCs per frame and 10 digits, initialised from ``s.seed``:
     batch dict → logits (B, 10), embedding (B, 2 · ``s.hidden_size``). With the full
-    settings it has 268,804 parameters."""
+    settings it has 268,804 parameters. ``data`` (what :func:`loaders` returns) is not
+    needed."""
     return crnn_model(N_MFCC, 10, s.seed, conv_channels=s.conv_channels,
                       hidden_size=s.hidden_size)
 
@@ -97,7 +99,8 @@ def run(s: Settings | None = None, progress: bool = False) -> Outcome:
     """The whole recipe: task and loaders, model, training, test accuracy of the CRNN and
     of the pooled-MFCC logistic regression → :class:`Outcome`."""
     s = s or settings()
-    task, data_loaders = loaders(s)
+    data_loaders = loaders(s)
+    task = data_loaders["task"]
     net = model(s)
     result = train(net, data_loaders, s, progress=progress)
     base, _ = baseline(task, data.pooled_mfcc)

@@ -20,7 +20,7 @@ from mmcourse.training.metrics import accuracy
 from mmcourse.training.train import FitResult, fit
 
 from . import Outcome, checkpoint, mode_settings
-from .audio_tasks import (LANGUAGES, SPEC_AUGMENT, AudioTask, baseline, crnn_model,
+from .audio_tasks import (LANGUAGES, SPEC_AUGMENT, baseline, crnn_model,
                           load_language_task, pooled_statistics, predictions, task_loaders)
 
 NAME = "spoken-language-crnn"
@@ -69,22 +69,25 @@ def settings(**overrides) -> Settings:
     return mode_settings(Settings(), FAST, overrides)
 
 
-def loaders(s: Settings, stamps=None) -> tuple[AudioTask, dict[str, DataLoader]]:
-    """The spoken-language task (``s.per_language`` clips of each of ``s.languages``,
+def loaders(s: Settings, stamps=None) -> dict:
+    """{"task": the spoken-language task (``s.per_language`` clips of each of ``s.languages``,
     ``s.n_mels`` bands, stamps split with
     :data:`mmcourse.runtime.config.SPLIT_SEED`; ``stamps`` default to
-    :func:`mmcourse.data.load_stamps`) and its train, validation and test loaders
-    (:func:`~mmcourse.experiments.audio_tasks.task_loaders`): training clips are cut to
-    ``s.max_frames`` and, if ``s.specaugment``, masked by SpecAugment."""
+    :func:`mmcourse.data.load_stamps`), and its train, validation and test loaders
+    (:func:`~mmcourse.experiments.audio_tasks.task_loaders`) under "train", "val" and
+    "test"}: training clips are cut to ``s.max_frames`` and, if ``s.specaugment``, masked
+    by SpecAugment."""
     task = load_language_task(stamps, s.languages, s.per_language, s.n_mels)
-    return task, task_loaders(task, s.batch_size, SPEC_AUGMENT if s.specaugment else None,
-                              s.max_frames)
+    return {"task": task, **task_loaders(task, s.batch_size,
+                                         SPEC_AUGMENT if s.specaugment else None,
+                                         s.max_frames)}
 
 
-def model(s: Settings) -> nn.Module:
+def model(s: Settings, data: dict | None = None) -> nn.Module:
     """The CRNN for ``s.n_mels`` bands and ``len(s.languages)`` classes, initialised from
     ``s.seed``: batch dict → logits (B, 8), embedding (B, 2 · ``s.hidden_size``). With the
-    full settings it has 227,960 parameters."""
+    full settings it has 227,960 parameters. ``data`` (what :func:`loaders` returns) is not
+    needed."""
     return crnn_model(s.n_mels, len(s.languages), s.seed, conv_channels=s.conv_channels,
                       hidden_size=s.hidden_size)
 
@@ -113,7 +116,8 @@ def run(s: Settings | None = None, progress: bool = False) -> Outcome:
     """The whole recipe: task and loaders, model, training, test accuracy of the CRNN and
     of the pooled log-mel logistic regression → :class:`Outcome`."""
     s = s or settings()
-    task, data_loaders = loaders(s)
+    data_loaders = loaders(s)
+    task = data_loaders["task"]
     net = model(s)
     result = train(net, data_loaders, s, progress=progress)
     base, _ = baseline(task, pooled_statistics)

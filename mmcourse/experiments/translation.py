@@ -168,7 +168,14 @@ class TranslationData:
                 "train_idx": train_idx, "test_idx": test_idx}
 
 
-def loaders(s: Settings) -> TranslationData:
+def loaders(s: Settings) -> dict:
+    """{"data": the caption pairs (:func:`translation_data`), "fold": their first fold
+    (:meth:`TranslationData.fold`)}."""
+    pairs = translation_data(s)
+    return {"data": pairs, "fold": pairs.fold(0, s)}
+
+
+def translation_data(s: Settings) -> TranslationData:
     """All stamps with an English and a French caption (or ``s.stamp_limit`` of them),
     their picture and caption features and the folds
     (:func:`~mmcourse.tasks.translation.stamp_folds` with ``s.split_seed``)."""
@@ -186,8 +193,15 @@ MODELS = {"seq2seq": (False, False), "text": (True, False), "text + image": (Tru
 """The trained systems: name → (reads the retrieved caption, reads the picture)."""
 
 
-def model(s: Settings, src_vocab: int, tgt_vocab: int, system: str = "text + image"
-          ) -> Translator:
+def model(s: Settings, data: dict, system: str = "text + image") -> Translator:
+    """:func:`translator` reading what ``system`` reads, for the vocabularies of the fold
+    of ``data`` (what :func:`loaders` returns)."""
+    fold = data["fold"]
+    return translator(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
+
+
+def translator(s: Settings, src_vocab: int, tgt_vocab: int, system: str = "text + image"
+               ) -> Translator:
     """A fresh :class:`~mmcourse.tasks.translation.Translator` for vocabularies of these sizes,
     reading what ``system`` (a key of :data:`MODELS`) reads; initialised from ``s.seed``
     (the global random state is left as it was)."""
@@ -204,8 +218,15 @@ def run_name(system: str, fold: int) -> str:
     return f"translation-{system.replace(' + ', '-')}-fold{fold}"
 
 
-def train(net: Translator, fold: dict, s: Settings, progress: bool = False,
-          name: str = "translation") -> FitResult:
+def train(net: Translator, data: dict, s: Settings, progress: bool = False,
+          system: str = "text + image") -> FitResult:
+    """:func:`train_fold` on the fold of ``data`` (what :func:`loaders` returns), with the
+    checkpoint of ``system`` on fold 0 (:func:`run_name`)."""
+    return train_fold(net, data["fold"], s, progress, run_name(system, 0))
+
+
+def train_fold(net: Translator, fold: dict, s: Settings, progress: bool = False,
+               name: str = "translation") -> FitResult:
     """Teacher-forced training on the fold's training stamps: cross-entropy of every next
     word, ``<pad>`` ignored; ``s.epochs`` epochs, no early stopping (the last
     epoch's weights are kept). Load-or-train through a checkpoint."""
@@ -229,7 +250,16 @@ def shuffled_images(image: np.ndarray, test_idx, seed: int = 0) -> np.ndarray:
     return out
 
 
-def evaluate(nets: dict, fold: dict, data: TranslationData, s: Settings) -> dict:
+def evaluate(net: Translator, data: dict, s: Settings | None = None,
+             system: str = "text + image") -> dict[str, float]:
+    """BLEU and chrF of ``net``, a model of ``system``, on the test stamps of the fold of
+    ``data`` (what :func:`loaders` returns), as :func:`evaluate_fold` scores it with ``s``
+    (default: :func:`settings`)."""
+    s = s or settings()
+    return evaluate_fold({system: net}, data["fold"], data["data"], s)["scores"][system]
+
+
+def evaluate_fold(nets: dict, fold: dict, data: TranslationData, s: Settings) -> dict:
     """Every system's translations of the fold's test stamps and their scores:
     {"hyps": {system: [str]}, "scores": {system: {"BLEU", "chrF"}}, "exact": bool (n,)}.
     ``nets`` holds the trained models by system (see :data:`MODELS`; any may be
@@ -291,11 +321,11 @@ def run_fold(k: int, data: TranslationData, s: Settings, progress: bool = False)
     for system in MODELS:
         if system == "seq2seq" and not s.seq2seq:
             continue
-        net = model(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
+        net = translator(s, len(fold["src_tok"]), len(fold["tgt_tok"]), system)
         name = run_name(system, k)
-        histories[system] = train(net, fold, s, progress, name).history["train_loss"]
+        histories[system] = train_fold(net, fold, s, progress, name).history["train_loss"]
         nets[system] = net
-    return {**evaluate(nets, fold, data, s), "histories": histories}
+    return {**evaluate_fold(nets, fold, data, s), "histories": histories}
 
 
 def summary(folds: list[dict]) -> dict:
@@ -329,7 +359,7 @@ def run(s: Settings | None = None, progress: bool = False) -> Outcome:
     "<system> chrF" (means over folds) and their standard deviations ("… ± BLEU"),
     details {"record": :func:`table_record`}."""
     s = s or settings()
-    data = loaders(s)
+    data = translation_data(s)
     folds = [run_fold(k, data, s, progress) for k in range(s.run_folds)]
     table = summary(folds)
     metrics = {}
