@@ -144,3 +144,20 @@ def test_without_bubblewrap_nothing_is_graded_unless_the_instructor_asks(tmp_pat
     assert main(["grade", str(folder), "--csv", str(out), "--no-sandbox", "--timeout", "60"]) == 0
     row = _rows(out)[f"{NAME}.ipynb"]
     assert row["protection"] == "none" and float(row["total"]) == 0
+
+
+def test_a_virtual_environment_reached_through_a_link_still_grades_in_bubblewrap(tmp_path):
+    from mmcourse.grading import sandbox
+
+    if not sandbox.bwrap_works():
+        assert not os.environ.get("CI"), sandbox.protection()
+        pytest.skip(f"bubblewrap is not available here: {sandbox.protection()}")
+    link = tmp_path / "venv"
+    link.symlink_to(os.path.realpath(sys.prefix))
+    done = subprocess.run(
+        [str(link / "bin" / os.path.basename(sys.executable)), "-c",
+         "from mmcourse.grading import sandbox; print(sandbox.protection())"],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("bubblewrap"), done.stdout

@@ -69,6 +69,14 @@ def _nobody() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
+def python() -> str:
+    """The interpreter with its folder's real path: a virtual environment reached through a
+    symbolic link (a ``.venv`` link to a shared one) is bound into the sandbox by its real
+    path, so the child must start from there to find it."""
+    exe = Path(sys.executable)
+    return str(exe.parent.resolve() / exe.name)
+
+
 def _read_only_paths() -> list[Path]:
     """Folders the child sees, read-only: Python, the package, the data, the cache."""
     paths = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent,
@@ -115,7 +123,7 @@ def bwrap_works() -> bool:
     if _bwrap() is None:
         return False
     try:
-        done = subprocess.run(bwrap_command([sys.executable, "-c", "import mmcourse"],
+        done = subprocess.run(bwrap_command([python(), "-c", "import mmcourse"],
                                             {"PATH": "/usr/bin:/bin",
                                              "PYTHONPATH": str(package_parent())}),
                               capture_output=True, timeout=120, check=False)
@@ -218,7 +226,8 @@ class Child:
                "MMCOURSE_CACHE_SHARED": str(_shared_cache()), "TMPDIR": "/tmp",
                MARKER: self.marker}
         env.update({k: os.environ[k] for k in _PASS_ENV if k in os.environ})
-        argv = [sys.executable, "-s", "-m", "mmcourse.grading.child"]
+        argv = [python() if self.sandboxed else sys.executable, "-s", "-m",
+                "mmcourse.grading.child"]
         user = None if self.sandboxed else _drop_user()
         if self.folder is not None and user is not None:
             os.chown(self.folder, *user)
