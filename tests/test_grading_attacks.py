@@ -270,7 +270,7 @@ def test_hidden_tests_never_enter_the_sandbox():
               " or name.endswith('-autograder.zip') or name.endswith('_cnn.py'):\n"
               "            hits.append(os.path.join(top, name))\n"
               f"print(len(hits), hits[:5], sorted(os.listdir({str(ROOT)!r})))\n")
-    cmd = sandbox.bwrap_command([sys.executable, "-c", script],
+    cmd = sandbox.bwrap_command([sandbox.python(), "-c", script],
                                 {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(sandbox.package_parent())})
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
