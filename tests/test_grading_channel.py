@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,23 @@ def test_a_forbidden_name_that_does_not_exist_is_an_error_in_the_master_and_the_
         server.op_call(dict(call, forbid=["torch.nn.functional.conv2d", "torch.nn.functional.conv2dd"]))
     import torch.nn.functional as F
     assert F.conv2d.__name__ == "conv2d", "nothing was replaced when one name failed"
+
+
+def test_a_reply_of_keys_sharing_one_hash_is_refused_before_it_is_hashed():
+    collide = [k * (2**61 - 1) for k in range(channel.MAX_KEYED + 1)]  # all hash to 0
+    assert len({hash(v) for v in collide[:100]}) == 1
+    tic = time.monotonic()
+    with pytest.raises(channel.ChannelError, match="set items and dict keys"):
+        channel.Decoder([])({"$set": collide})
+    with pytest.raises(channel.ChannelError, match="set items and dict keys"):
+        channel.Decoder([])({"$tuple": [{"$set": collide[:15_000]},
+                                        {"$dict": [[v, 0] for v in collide[:15_000]]}]})
+    assert time.monotonic() - tic < 10
+    assert channel.Decoder([])({"$set": [1, 2, 2]}) == {1, 2}
+
+
+def test_decoding_stops_at_the_deadline():
+    late = channel.Decoder([], deadline=time.monotonic() - 1)
+    with pytest.raises(channel.ChannelError, match="time limit"):
+        late({"$dict": [[1, 2]]})
+    assert channel.Decoder([], deadline=time.monotonic() + 60)({"$dict": [[1, 2]]}) == {1: 2}

@@ -24,6 +24,10 @@ import torch
 MAX_MESSAGE = 16 * 2**20
 """Bytes above which a message is refused: a reply this large is no answer to an exercise,
 and decoding it would cost the grader memory every other submission needs."""
+MAX_KEYED = 20_000
+"""Set items and dict keys one decoder builds at most: they are hashed, and keys made to
+share one hash cost time quadratic in their number (150,000 of them held a grader for
+ten minutes); no answer to an exercise needs more."""
 MAX_DEPTH = 40
 """Nesting depth above which a value is refused."""
 
@@ -216,12 +220,23 @@ class Decoder:
     """Turns JSON data back into values; ``tensors`` are the message's decoded tensors.
 
     ``on_tag(tag, payload)`` decodes the tags this module does not know (handles,
-    references) or raises ChannelError.
+    references) or raises ChannelError. Past ``deadline`` (``time.monotonic``), or beyond
+    :data:`MAX_KEYED` set items and dict keys, decoding stops with ChannelError.
     """
 
-    def __init__(self, tensors: list, on_tag=None):
+    def __init__(self, tensors: list, on_tag=None, deadline: float | None = None):
         self.tensors = tensors
         self.on_tag = on_tag
+        self.deadline = deadline
+        self.keyed = 0
+
+    def _reserve_keys(self, count: int) -> None:
+        """Count ``count`` more hashed entries; stop past the bound or the deadline."""
+        self.keyed += count
+        if self.keyed > MAX_KEYED:
+            raise ChannelError(f"more than {MAX_KEYED:,} set items and dict keys in one value")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ChannelError("decoding the reply ran past the time limit")
 
     _LEAVES = frozenset({"$t", "$float", "$ellipsis", "$complex", "$np", "$array", "$size",
                          "$dtype", "$device", "$path", "$bytes"})
@@ -285,6 +300,7 @@ class Decoder:
         if tag == "$slice":
             return slice(*(self(v, depth + 1) for v in payload))
         if tag == "$dict":
+            self._reserve_keys(len(payload))
             out = {}
             for pair in payload:
                 key = self(pair[0], depth + 1)
@@ -295,6 +311,7 @@ class Decoder:
             return out
         if tag == "$tuple":
             return tuple(self(v, depth + 1) for v in payload)
+        self._reserve_keys(len(payload))
         try:  # "$set", "$frozenset"
             items = {self(v, depth + 1) for v in payload}
         except TypeError as err:

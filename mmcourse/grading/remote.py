@@ -136,7 +136,7 @@ class Session:
                 return Remote(self, {"handle": _int(payload), "attrs": []},
                               f"<{str(whole.get('type', 'object'))[:40]}>")
             raise channel.ChannelError(f"unknown tag {name!r}")
-        return channel.Decoder(tensors, on_tag=tag)
+        return channel.Decoder(tensors, on_tag=tag, deadline=self.deadline)
 
     def harness(self, source: str):
         """Run the tests' helper ``source`` in the child, beside the submission's names;
