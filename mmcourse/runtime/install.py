@@ -80,6 +80,8 @@ SOURCES = (
            lambda: _has_library("cairo")),
     Source("speech test set", "apt", "pocketsphinx-testdata",
            lambda: (config.data_root() / "pocketsphinx" / "test").is_dir(), required=False),
+    Source("grading sandbox", "apt", "bubblewrap", lambda: shutil.which("bwrap") is not None,
+           required=False),
 )
 
 
