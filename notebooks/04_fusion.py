@@ -591,12 +591,11 @@ assert all(abs(w - 1 / 3) < 0.05 for w in learned.values()), \
 
 # %% [markdown]
 # Garbled text moves the gate far more than a noised image or noised audio, which hardly
-# move it: the gate does react to the quality of its inputs. Here it turns the garbled
-# text down — its weight on text falls from 0.12 to 0.05 in the full run's seed-0 model
-# (0.28 to 0.00 in fast mode) — and hands the weight to the image (0.41 → 0.58; fast
-# 0.33 → 0.91). Nothing in training ever showed the gate a garbled input — modality
-# dropout removes a modality, it never corrupts one — so nothing *taught* it to distrust
-# one, and nothing guarantees the direction for another seed or data set. Per-sample
+# move it: the gate does react to the quality of its inputs. *Which way* the weight goes
+# is not a finding: the table above shows this run's, and the same full settings trained
+# on another processor moved it the other way, so this chapter does not state it.
+# Nothing in training ever showed the gate a garbled input — modality dropout removes a
+# modality, it never corrupts one — so nothing *taught* it to distrust one. Per-sample
 # weights make it *possible* to turn a broken modality down; to make it reliable, train
 # with corrupted inputs too.
 
@@ -606,10 +605,6 @@ assert shift["text noised"] > 3 * shift[["image noised", "audio noised"]].max(),
     "garbled text should move the gate far more than a noised image or noised audio"
 assert shift[["image noised", "audio noised"]].max() < 0.1, \
     "a noised image or noised audio should hardly move the gate"
-assert mean_gates.loc["text noised", "text"] < mean_gates.loc["clean", "text"] - 0.05, \
-    "garbled text should turn the gate's weight on text down"
-assert mean_gates.loc["text noised", "image"] > mean_gates.loc["clean", "image"] + 0.1, \
-    "the image should take over the weight garbled text loses"
 
 # %% [markdown]
 # ## Summary
@@ -618,9 +613,9 @@ assert mean_gates.loc["text noised", "image"] > mean_gates.loc["clean", "image"]
 #   projection per modality) and constrained weights; then it is a convex combination
 #   that handles a missing modality by renormalising.
 # * Learned global weights barely matter once each modality has its own projection.
-#   Per-sample (gated) weights react to a garbled input (here by turning it down),
-#   although training never showed them one: to make that reliable, a model must see
-#   broken inputs in training.
+#   Per-sample (gated) weights react to a garbled input, although training never showed
+#   them one — but in no reliable direction: to make a gate turn a broken input down, a
+#   model must see broken inputs in training.
 # * On AV-digits every fusion method beats the best single modality by far more than
 #   the seed-to-seed spread; concatenation — the simplest — is a strong baseline, and
 #   the weighted sum is its low-capacity, interpretable special case.
