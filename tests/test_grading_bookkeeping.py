@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
@@ -95,16 +96,52 @@ def test_the_csv_grows_as_the_run_goes(tmp_path, monkeypatch):
         shutil.copy(UNTOUCHED, folder / f"{NAME[:3]}{name}.ipynb")
     out = tmp_path / "grades.csv"
     seen = []
-    original = grader._grade_one
+    original = grader._grade_apart
 
     def spy(path, *args):
         seen.append(sorted(_rows(out)) if out.exists() else [])
         return original(path, *args)
 
-    monkeypatch.setattr(grader, "_grade_one", spy)
+    monkeypatch.setattr(grader, "_grade_apart", spy)
     grade_folder(folder, out, timeout=60)
     assert seen == [[], [f"{NAME[:3]}a.ipynb"]]
     assert sorted(_rows(out)) == [f"{NAME[:3]}a.ipynb", f"{NAME[:3]}b.ipynb"]
+
+
+def test_a_grading_process_killed_or_stalled_costs_its_submission_only(tmp_path, monkeypatch):
+    """The grader's side of one submission dies (as under the out-of-memory killer) or
+    never ends: that row says so, the other submissions are graded, the CSV is whole."""
+    import signal
+
+    import mmcourse.grading.grader as grader
+
+    folder = tmp_path / "three"
+    folder.mkdir()
+    for name in ("a_killed", "b_fine", "c_stalls"):
+        shutil.copy(UNTOUCHED, folder / f"{NAME[:3]}{name}.ipynb")
+    original = grader._grade_one
+
+    def fragile(path, *args):
+        if "killed" in path.name:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if "stalls" in path.name:
+            time.sleep(600)
+        return original(path, *args)
+
+    monkeypatch.setattr(grader, "_grade_one", fragile)
+    monkeypatch.setattr(grader, "GRADING_MARGIN", 20)
+    out = tmp_path / "grades.csv"
+    tic = time.monotonic()
+    grades = grade_folder(folder, out, timeout=10)
+    assert time.monotonic() - tic < 200
+    rows = _rows(out)
+    assert sorted(rows) == sorted(f"{NAME[:3]}{n}.ipynb" for n in ("a_killed", "b_fine", "c_stalls"))
+    assert "killed by SIGKILL" in rows[f"{NAME[:3]}a_killed.ipynb"]["reasons"]
+    assert "ran past 40 s" in rows[f"{NAME[:3]}c_stalls.ipynb"]["reasons"]
+    assert "could not finish" not in rows[f"{NAME[:3]}b_fine.ipynb"]["reasons"]
+    possible = sum(grader.question_points(ROOT / "grading" / "autograders" / f"{NAME}.zip").values())
+    assert all(float(r["possible"]) == possible and float(r["total"]) == 0 for r in rows.values())
+    assert len(grades) == 3
 
 
 def test_a_grader_with_asserts_stripped_refuses_to_grade(tmp_path):

@@ -3,8 +3,10 @@
 ``python -m mmcourse.grading.child`` reads requests from its standard input and answers
 on its standard output (see :mod:`mmcourse.grading.channel`); before the first cell runs
 both are moved to private descriptors, so the submission's prints and reads touch
-``/dev/null``. The first request carries the notebook's code cells: they run one by one
-in one namespace, as a kernel would, each reported as it starts and when it raises. Then
+``/dev/null``. The first request carries the notebook's code cells and the functions the
+tests will forbid, which are guarded before the first cell runs
+(:class:`~mmcourse.grading.forbid.Guards`); the cells run one by one in one namespace,
+as a kernel would, each reported as it starts and when it raises. Then
 the grader asks for the values of names and calls the submission's functions with the
 tests' inputs; each reply is data only. Nothing here decides a score: the grader does,
 with the tests and reference values that never enter this process.
@@ -22,7 +24,8 @@ import traceback
 import torch
 
 from . import channel
-from .forbid import forbid
+from .forbid import Guards
+from .static import python_source
 
 _MEMORY_WORDS = ("can't allocate memory", "cannot allocate memory", "not enough memory",
                  "DefaultCPUAllocator", "out of memory")
@@ -60,13 +63,8 @@ def _kind(err: BaseException) -> str:
     return "exception"
 
 
-def _strip_magics(source: str) -> str:
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                     for line in source.splitlines())
-
-
 def _run_cell(source: str, index: int, ns: dict) -> None:
-    tree = ast.parse(_strip_magics(source), filename=f"<cell {index}>")
+    tree = ast.parse(python_source(source), filename=f"<cell {index}>")
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     exec(compile(tree, f"<cell {index}>", "exec"), ns)
     if last is not None:
@@ -81,6 +79,7 @@ class _Server:
         self.ns: dict = {"__name__": "__main__", "__builtins__": builtins}
         self.handles: list = []
         self.graphs: dict = {}
+        self.guards = Guards()
 
     # ------------------------------------------------------------------ helpers
     def send(self, message: dict) -> None:
@@ -196,12 +195,8 @@ class _Server:
         kwargs = self.decode(request.get("kwargs", {"$dict": []}), inputs)
         target = self.resolve(request["target"])
         grad = bool(request.get("grad"))
-        restore = forbid(request.get("forbid", []))
-        try:
-            with torch.set_grad_enabled(grad):
-                result = target(*args, **kwargs)
-        finally:
-            restore()
+        with self.guards.forbidding(request.get("forbid", [])), torch.set_grad_enabled(grad):
+            result = target(*args, **kwargs)
         data, tensors = self.encode(result)
         differentiable = [bool(grad and t.requires_grad) for t in tensors]
         if grad and any(differentiable):
@@ -259,6 +254,7 @@ def main() -> int:
     server = _Server(requests, replies)
     try:
         first = channel.receive(requests)
+        server.guards = Guards(first.get("guard", []))  # before any line of the submission
         os.dup2(devnull, 2)  # from here on, the submission's errors are reported, not printed
         server.run(first["cells"])
         server.serve()

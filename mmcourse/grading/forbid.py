@@ -8,6 +8,7 @@ misspelled name would otherwise forbid nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Sequence
 
@@ -48,3 +49,45 @@ def forbid(names: Sequence[str]) -> Callable[[], None]:
             setattr(owner, attr, value)
 
     return restore
+
+
+class Guards:
+    """Forbidden functions guarded from before the submission's first line runs.
+
+    Each dotted name in ``names`` is replaced once, at the start, by a guard that calls
+    the original unless the name is forbidden at that moment. A reference the
+    submission takes early (``_conv = F.conv2d``) is then a reference to the guard, and
+    is refused like the name itself while a test forbids it. Names a test forbids that
+    were not guarded from the start are replaced for that call only (:func:`forbid`).
+    """
+
+    def __init__(self, names: Sequence[str] = ()):
+        self._active: set[str] = set()
+        self.guarded: set[str] = set()
+        for name in dict.fromkeys(str(n) for n in names):
+            owner, attr = resolve(name)
+            setattr(owner, attr, self._guard(name, getattr(owner, attr)))
+            self.guarded.add(name)
+
+    def _guard(self, name: str, original: Callable) -> Callable:
+        active = self._active
+
+        def guard(*args, **kwargs):
+            if name in active:
+                raise RuntimeError(f"this answer may not call {name}")
+            return original(*args, **kwargs)
+
+        return guard
+
+    @contextlib.contextmanager
+    def forbidding(self, names: Sequence[str]):
+        """Refuse the dotted ``names`` inside the block."""
+        names = [str(n) for n in names]
+        restore = forbid([n for n in names if n not in self.guarded])
+        added = {n for n in names if n in self.guarded} - self._active
+        self._active |= added
+        try:
+            yield
+        finally:
+            self._active -= added
+            restore()

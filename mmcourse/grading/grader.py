@@ -23,16 +23,20 @@ import sys
 import time
 import traceback
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
-from . import hidden, remote, sandbox
+from . import hidden, isolation, remote, sandbox, static
 from .exercises import repository_root
 from .feedback import doctest_source
+from .static import python_source
 
 DEFAULT_TIMEOUT = 300
 """Seconds a submission may run before it is stopped and graded 0."""
+GRADING_MARGIN = 300
+"""Seconds the grading of one submission may take beyond twice its run's timeout
+before its process is stopped (:func:`_grade_apart`)."""
 MAX_NOTEBOOK = 10 * 2**20
 """Bytes of the largest submission read; a larger file is refused before it is parsed
 (the chapters, with all their outputs, are under 2 MB)."""
@@ -89,10 +93,8 @@ def static_reasons(nb: nbformat.NotebookNode, template: nbformat.NotebookNode | 
     (compared with the exercise's ``template`` by cell id)."""
     reasons = []
     for i, source in _code_cells(nb):
-        python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                           for line in source.splitlines())
         try:
-            ast.parse(python)
+            ast.parse(python_source(source))
         except SyntaxError as err:
             reasons.append(f"cell {i} has a syntax error (line {err.lineno}: {err.msg})")
     if template is not None:
@@ -139,8 +141,7 @@ def load_tests(autograder: Path) -> dict:
 def _bound_names(source: str) -> set[str]:
     """Names a cell binds at its top level (functions, classes, assignments)."""
     try:
-        tree = ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                                   for line in source.splitlines()))
+        tree = ast.parse(python_source(source))
     except SyntaxError:
         return set()
     names = set()
@@ -181,9 +182,7 @@ def context(template_path: Path) -> dict:
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code" or is_answer_cell(cell) or _grader_cell(cell.source):
                     continue
-                code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                                 for line in cell.source.splitlines())
-                exec(compile(code, f"<{template_path.stem} cell {i}>", "exec"), ns)
+                exec(compile(python_source(cell.source), f"<{template_path.stem} cell {i}>", "exec"), ns)
         _CONTEXTS[key] = ns
     return _CONTEXTS[key]
 
@@ -323,6 +322,9 @@ def grade_submission(path: Path, autograder: Path, template: Path | None = None,
         ctx = context(template) if template is not None else {}
         names = student_names(tmpl) if tmpl is not None else set()
         _run_and_test(nb, tests, ctx, names, grade, timeout, memory)
+        for question, why in static.violations(nb, tmpl, tests, names).items():
+            grade.scores[question] = (0.0, grade.scores[question][1])
+            grade.reasons.append(f"{question}: {why}")
     grade.seconds = time.perf_counter() - tic
     return grade
 
@@ -388,9 +390,10 @@ def _run_and_test(nb: nbformat.NotebookNode, tests: dict, ctx: dict, names: set[
     """Run the submission's code cells in a sandboxed child, then the hidden tests against
     it; record scores, cell errors and reasons in ``grade``."""
     cells = [(i, src) for i, src in _code_cells(nb) if not _grader_cell(src)]
+    guard = sorted({n for names in static.forbidden_names(tests).values() for n in names})
     session = remote.Session(time.monotonic() + timeout, memory)
     try:
-        ran = session.run_cells(cells)
+        ran = session.run_cells(cells, guard)
         for error in session.errors:
             reason = _cell_reason(error, memory)
             if reason:
@@ -444,7 +447,9 @@ def grade_folder(submissions: Path, out_csv: Path | None = None, root: Path | No
     seed is drawn once for the run. The CSV has one row per submission, named by its path
     under ``submissions``: file, exercise, one column per question, total, possible,
     percent and reasons; it is written again after every submission, so a run that is
-    stopped keeps the rows graded so far. Symbolically linked folders are not entered.
+    stopped keeps the rows graded so far. Each submission is graded in a process of its
+    own (:func:`_grade_apart`): one whose grading is killed or stalls costs that row
+    only. Symbolically linked folders are not entered.
     Without a working bubblewrap nothing is graded unless ``allow_unsandboxed``; the CSV's
     ``protection`` column says how each row was graded.
     """
@@ -457,13 +462,40 @@ def grade_folder(submissions: Path, out_csv: Path | None = None, root: Path | No
     hidden.grading_mode(True)
     try:
         for path in sorted(Path(submissions).rglob("*.ipynb")):
-            grades.append(_grade_one(path, Path(submissions), root, names, timeout, memory,
-                                     allow_unsandboxed))
+            grades.append(_grade_apart(path, Path(submissions), root, names, timeout, memory,
+                                       allow_unsandboxed))
             if out_csv is not None:
                 write_csv(grades, out_csv)
     finally:
         hidden.grading_mode(False)
     return grades
+
+
+def _grade_apart(path: Path, folder: Path, root: Path, names: list[str], timeout: float,
+                 memory: int, allow_unsandboxed: bool) -> Grade:
+    """:func:`_grade_one` in a process of its own (:func:`isolation.apart`): when that
+    process is killed or stalls, the row says so and the run goes on. The exercise's
+    set-up (:func:`context`) is computed here first, so each copy starts with it."""
+    name = str(path.relative_to(folder))
+    exercise, _ = _exercise_of(path, names)
+    if exercise is not None:
+        template = root / "exercises" / f"{exercise}.ipynb"
+        with contextlib.suppress(Exception):  # a failing set-up is reported by the copy
+            if template.exists():
+                context(template)
+    try:
+        found = isolation.apart(lambda: asdict(_grade_one(path, folder, root, names, timeout,
+                                                          memory, allow_unsandboxed)),
+                                seconds=2 * timeout + GRADING_MARGIN)
+    except isolation.Failed as err:
+        points = {} if exercise is None else question_points(
+            root / "grading" / "autograders" / f"{exercise}.zip")
+        return Grade(name, exercise or "?", {q: (0.0, p) for q, p in points.items()},
+                     [f"the grader could not finish this submission: {err}"],
+                     protection="bubblewrap" if sandbox.bwrap_works() else "none")
+    found["scores"] = {q: tuple(s) for q, s in found["scores"].items()}
+    found["errors"] = [tuple(e) for e in found["errors"]]
+    return Grade(**found)
 
 
 def _grade_one(path: Path, folder: Path, root: Path, names: list[str], timeout: float,

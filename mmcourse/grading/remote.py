@@ -41,11 +41,12 @@ class Session:
         self._ids = itertools.count()
 
     # ------------------------------------------------------------------ lifecycle
-    def run_cells(self, cells: list[tuple[int, str]]) -> bool:
-        """Run the code cells; True when every cell ran (whether or not it raised)."""
+    def run_cells(self, cells: list[tuple[int, str]], guard: list[str] = ()) -> bool:
+        """Run the code cells, after guarding the dotted names ``guard`` that the tests
+        will forbid; True when every cell ran (whether or not it raised)."""
         try:
-            channel.send(self.child.requests, {"op": "run", "cells": [list(c) for c in cells]},
-                         self.deadline)
+            channel.send(self.child.requests, {"op": "run", "cells": [list(c) for c in cells],
+                                               "guard": list(guard)}, self.deadline)
             while True:
                 event = channel.receive(self.child.replies, self.deadline)
                 kind = event.get("event")
