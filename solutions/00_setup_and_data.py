@@ -92,7 +92,7 @@ assert normalize_caption("  Un   zèbre. ") == "un zèbre"
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 
 for stamp in stamps[::7]:
     for lang in ("en", "fr", "ru", "zh_CN", "el"):
@@ -148,9 +148,7 @@ assert _m.tolist() == [[True, True, True], [True, False, False]]
 # HIDDEN
 _g = torch.Generator().manual_seed(hidden_seed(3))
 _seqs = [torch.randn(int(n), 13, generator=_g) for n in torch.randint(1, 40, (6,), generator=_g)]
-for _got, _want in zip(pad_batch(_seqs, -1.0), prep.pad_sequences(_seqs, -1.0)):
-    assert _got.shape == _want.shape and _got.dtype == _want.dtype
-    assert torch.equal(_got, _want)
+assert_same(pad_batch(_seqs, -1.0), prep.pad_sequences(_seqs, -1.0), rtol=0, atol=0)
 
 # %% [raw]
 # # END TESTS
@@ -189,6 +187,7 @@ def standardize_rows(features, eps=1e-5):
 # %%
 _x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 4.0, 4.0]])
 _y = standardize_rows(_x)
+assert _y.shape == (2, 3) and _y.dtype == torch.float32
 assert torch.allclose(_y[0].mean(), torch.tensor(0.0), atol=1e-6)
 assert torch.allclose(_y[1], torch.zeros(3))
 
@@ -196,7 +195,7 @@ assert torch.allclose(_y[1], torch.zeros(3))
 # HIDDEN
 _zebra = next(s for s in stamps if s.name.endswith("/zebra"))
 _mel = prep.log_mel(prep.load_audio(_zebra.spoken_path("fr")))
-assert torch.allclose(standardize_rows(_mel), prep.normalize_per_utterance(_mel), atol=1e-5)
+assert_same(standardize_rows(_mel), prep.normalize_per_utterance(_mel), atol=1e-5)
 
 # %% [raw]
 # # END TESTS

@@ -114,7 +114,7 @@ assert conv_output_size(28, 3, 1, 1) == 28
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 
 assert type(conv_output_size(28, 3, 1, 1)) is int
 assert conv_output_size(224, 7, 2, 3) == 112
@@ -220,9 +220,9 @@ for _xs, _ws, _has_b, _s, _p in _cases:
     _want, _want_grads = _conv_grads(F.conv2d, _x, _w, _b, _s, _p, _up)
     with forbidding("torch.nn.functional.conv2d", "torch.conv2d"):  # conv2d_unfold must not call them
         _got, _got_grads = _conv_grads(conv2d_unfold, _x, _w, _b, _s, _p, _up)
-    assert _got.shape == _want.shape, (_xs, _ws, _s, _p, _got.shape)
-    assert _got.dtype == torch.float64
+    assert_same(_got, _want, values=False, what=f"conv2d_unfold on {_xs}, {_ws}")
     assert scratch.relative_error(_got, _want) < 1e-6, (_xs, _ws, _s, _p)
+    assert_same(_got_grads, _want_grads, values=False, what="gradients")
     for _a, _c in zip(_got_grads, _want_grads):
         assert scratch.relative_error(_a, _c) < 1e-6, (_xs, _ws, _s, _p, "gradient")
 
@@ -230,8 +230,8 @@ for _xs, _ws, _has_b, _s, _p in _cases:
 _batch = torch.from_numpy(test_images[:16].copy()).float().div(255)[:, None]
 _w = torch.randn(6, 1, 5, 5, generator=_g)
 _b = torch.randn(6, generator=_g)
-assert torch.allclose(conv2d_unfold(_batch, _w, _b, stride=2, padding=2),
-                      scratch.conv2d(_batch, _w, _b, stride=2, padding=2), atol=1e-4)
+assert_same(conv2d_unfold(_batch, _w, _b, stride=2, padding=2),
+            scratch.conv2d(_batch, _w, _b, stride=2, padding=2), atol=1e-4)
 
 # %% [raw]
 # # END TESTS
@@ -287,14 +287,13 @@ for _shape in [(2, 3, 8, 8), (1, 2, 7, 9), (3, 1, 5, 4), (2, 4, 2, 3)]:
     _xg = _x.clone().requires_grad_(True)
     with forbidding("torch.nn.functional.max_pool2d", "torch.max_pool2d"):
         _got = max_pool_2x2(_xg)
-    assert _got.shape == _want.shape and _got.dtype == torch.float64, (_shape, _got.shape)
-    assert torch.equal(_got.detach(), _want.detach()), _shape
+    assert_same(_got, _want, rtol=0, atol=0, what=f"max_pool_2x2 on {_shape}")
     (_got_grad,) = torch.autograd.grad((_got * _up).sum(), _xg)
     assert scratch.relative_error(_got_grad, _want_grad) < 1e-12, _shape
 
 # real images, against the package's from-scratch pooling
 _batch = torch.from_numpy(test_images[:32].copy()).float()[:, None]
-assert torch.equal(max_pool_2x2(_batch), scratch.max_pool2d(_batch, 2))
+assert_same(max_pool_2x2(_batch), scratch.max_pool2d(_batch, 2), rtol=0, atol=0)
 
 # %% [raw]
 # # END TESTS
@@ -341,13 +340,12 @@ _g = torch.Generator().manual_seed(hidden_seed(5))
 _I = torch.randn(5, 6, 9, dtype=torch.float64, generator=_g)
 _W = torch.randn(6, 9, dtype=torch.float64, generator=_g)
 _got = post_cnn(_I, _W, -1.25)
-assert _got.shape == (5,)
 _want = torch.tensor([max(float(_W[i, j] * _I[n, i, j]) for i in range(6) for j in range(9))
                       for n in range(5)], dtype=torch.float64) - 1.25
-assert torch.allclose(_got, _want, atol=1e-12)
+assert_same(_got, _want, atol=1e-12)
 _batch = torch.from_numpy(test_images[:10].copy()).double().div(255)
 _got = post_cnn(_batch, W_post, 0.0)
-assert torch.allclose(_got, (_batch * W_post).flatten(1).max(dim=1).values, atol=1e-12)
+assert_same(_got, (_batch * W_post).flatten(1).max(dim=1).values, atol=1e-12)
 
 # %% [raw]
 # # END TESTS

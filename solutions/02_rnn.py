@@ -118,7 +118,7 @@ assert _ids.dtype == torch.long and _ids.tolist() == [4, 2, 3, 1, 1]
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 
 _train = [s.caption for s in stamps[::2]]
 _reference = prep.Tokenizer(level="char").fit(_train)
@@ -129,8 +129,7 @@ for _stamp in stamps[1::9]:
         if _lang in _stamp.captions:
             _got = encode_chars(_stamp.captions[_lang], _tokens)
             _want = _reference.encode(_stamp.captions[_lang])
-            assert _got.dtype == torch.long and _got.shape == _want.shape
-            assert torch.equal(_got, _want)
+            assert_same(_got, _want)
 _empty = encode_chars(" !?… ", _tokens)
 assert _empty.dtype == torch.long and _empty.shape == (0,)
 
@@ -195,7 +194,7 @@ for _n, _in, _hid in [(1, 1, 1), (5, 7, 3), (16, 30, 24), (3, 2, 40)]:
     assert scratch.relative_error(_got, scratch.RNNCell.from_torch(_cell)(_x, _h)) < 1e-10
 _x32, _h32 = torch.randn(4, 6), torch.randn(4, 5)
 _W32, _U32, _b32 = torch.randn(5, 6), torch.randn(5, 5), torch.randn(5)
-assert rnn_step(_x32, _h32, _W32, _U32, _b32).dtype == torch.float32
+assert_same(rnn_step(_x32, _h32, _W32, _U32, _b32), torch.empty(4, 5), values=False)
 
 # %% [raw]
 # # END TESTS
@@ -270,7 +269,7 @@ for _n, _t, _in, _hid in [(1, 1, 3, 2), (6, 9, 4, 5), (12, 25, 10, 16), (3, 4, 1
     _, _h_n = _rnn(pack_padded_sequence(_x_torch, _lengths, batch_first=True,
                                         enforce_sorted=False))
     _want = _h_n[0]
-    assert _got.shape == (_n, _hid)
+    assert_same(_got, _want, values=False)
     assert scratch.relative_error(_got, _want) < 1e-9
     _, _ref_last = scratch.RNN.from_torch(_rnn)(_x, lengths=_lengths)
     assert scratch.relative_error(_got, _ref_last) < 1e-9
@@ -412,6 +411,7 @@ def lstm_step(x, h, c, W, U, b):
 _h, _c = torch.tensor([[1.0, -2.0]]), torch.tensor([[2.0, -4.0]])
 _hc = lstm_step(torch.ones(1, 3), _h, _c, torch.zeros(8, 3), torch.zeros(8, 2), torch.zeros(8))
 assert isinstance(_hc, tuple) and len(_hc) == 2
+assert _hc[0].shape == (1, 2) and _hc[1].shape == (1, 2)
 assert torch.allclose(_hc[1], 0.5 * _c)
 assert torch.allclose(_hc[0], 0.5 * torch.tanh(0.5 * _c))
 
@@ -435,9 +435,8 @@ for _n, _in, _hid in [(1, 1, 1), (4, 6, 3), (9, 20, 12)]:
     with forbidding(*_no_lstm):
         _got = lstm_step(*_ours)
     _want = _cell(_theirs[0], (_theirs[1], _theirs[2]))
-    assert isinstance(_got, (tuple, list)) and len(_got) == 2
+    assert_same(_got, _want, values=False)
     for _a, _w in zip(_got, _want):
-        assert _a.shape == (_n, _hid) and _a.dtype == torch.float64
         assert scratch.relative_error(_a, _w) < 1e-10
     _rh = torch.randn(_n, _hid, generator=_g, dtype=torch.float64)
     _rc = torch.randn(_n, _hid, generator=_g, dtype=torch.float64)
@@ -448,9 +447,10 @@ for _n, _in, _hid in [(1, 1, 1), (4, 6, 3), (9, 20, 12)]:
     for _a, _w in zip(_ours, _ref_grads):
         assert _a.grad is not None and scratch.relative_error(_a.grad, _w) < 1e-8
 # float32 in, float32 out; a zero state with zero weights keeps the cell state at zero
-_h32, _c32 = lstm_step(torch.randn(3, 4), torch.zeros(3, 5), torch.zeros(3, 5),
-                       torch.zeros(20, 4), torch.zeros(20, 5), torch.zeros(20))
-assert _h32.dtype == torch.float32 and torch.equal(_c32, torch.zeros(3, 5))
+_hc32 = lstm_step(torch.randn(3, 4), torch.zeros(3, 5), torch.zeros(3, 5),
+                  torch.zeros(20, 4), torch.zeros(20, 5), torch.zeros(20))
+assert_same(_hc32, (torch.empty(3, 5), torch.zeros(3, 5)), values=False)
+assert_same(_hc32[1], torch.zeros(3, 5), rtol=0, atol=0)
 
 # %% [raw]
 # # END TESTS

@@ -105,19 +105,16 @@ assert abs(float(mel_to_hz(hz_to_mel(torch.tensor(440.0)))) - 440.0) < 1e-2
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 
 _f = torch.linspace(0, 22050, 997, dtype=torch.float64).reshape(997, 1)
 _m = hz_to_mel(_f)
-assert _m.shape == _f.shape and _m.dtype == torch.float64
-assert torch.allclose(_m, 2595 * torch.log10(1 + _f / 700), rtol=1e-12, atol=1e-9)
+assert_same(_m, 2595 * torch.log10(1 + _f / 700), rtol=1e-12, atol=1e-9)
 assert abs(float(hz_to_mel(torch.tensor(700.0, dtype=torch.float64))) - 2595 * np.log10(2)) < 1e-9
-_back = mel_to_hz(_m)
-assert _back.shape == _f.shape and _back.dtype == torch.float64
-assert torch.allclose(_back, _f, rtol=1e-10, atol=1e-8)
+assert_same(mel_to_hz(_m), _f, rtol=1e-10, atol=1e-8)
 _mels = torch.rand(3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(hidden_seed(1))) * 4000
-assert torch.allclose(hz_to_mel(mel_to_hz(_mels)), _mels, rtol=1e-10, atol=1e-8)
-assert mel_to_hz(torch.zeros(2, dtype=torch.float32)).dtype == torch.float32
+assert_same(hz_to_mel(mel_to_hz(_mels)), _mels, rtol=1e-10, atol=1e-8)
+assert_same(mel_to_hz(torch.zeros(2, dtype=torch.float32)), torch.empty(2), values=False)
 
 # %% [raw]
 # # END TESTS
@@ -186,8 +183,7 @@ for _nf, _nm, _sr in [(201, 64, 16000), (257, 80, 16000), (513, 128, 22050), (12
         warnings.simplefilter("ignore")  # empty filters when n_mels is too high
         _ref = torchaudio.functional.melscale_fbanks(_nf, 0.0, _sr / 2, _nm, _sr)
     _got = mel_filterbank(_nf, _nm, _sr)
-    assert _got.shape == _ref.shape and _got.dtype == torch.float32
-    assert torch.allclose(_got, _ref, atol=1e-4), (_nf, _nm, _sr)
+    assert_same(_got, _ref, atol=1e-4, what=f"mel_filterbank{(_nf, _nm, _sr)}")
 # the filterbank gives torchaudio's mel spectrogram of a real clip
 _wave = prep.load_audio(next(s for s in stamps if s.name.endswith("/koala")).spoken_path("en"))
 _power = torchaudio.transforms.Spectrogram(n_fft=400, hop_length=160, power=2.0)(_wave[0])
@@ -238,7 +234,9 @@ def masked_mean(x, lengths):
 
 # %%
 _x = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
-assert torch.allclose(masked_mean(_x, torch.tensor([2, 3])), torch.tensor([[2.0], [4.0]]))
+_out = masked_mean(_x, torch.tensor([2, 3]))
+assert _out.shape == (2, 1)
+assert torch.allclose(_out, torch.tensor([[2.0], [4.0]]))
 
 # %%
 # HIDDEN
@@ -251,17 +249,16 @@ for _n, _t, _d in [(7, 11, 5), (1, 1, 3), (4, 30, 1)]:
         _x[_i, _l:] = torch.tensor([float("nan"), float("inf"), -1e30])[_i % 3]
     _x.requires_grad = True
     _got = masked_mean(_x, _len)
-    assert _got.shape == (_n, _d) and _got.dtype == torch.float64
+    assert_same(_got, scratch.masked_mean(_x, _len), rtol=1e-10, atol=1e-12)
     assert torch.isfinite(_got).all()
-    assert torch.allclose(_got, scratch.masked_mean(_x, _len), rtol=1e-10, atol=1e-12)
     (_got * torch.arange(1, _d + 1, dtype=torch.float64)).sum().backward()
     _want = (torch.arange(_t)[None, :] < _len[:, None]).double()[..., None] / _len[:, None, None]
-    assert torch.allclose(_x.grad, _want * torch.arange(1, _d + 1, dtype=torch.float64))
+    assert_same(_x.grad, _want * torch.arange(1, _d + 1, dtype=torch.float64), what="gradient")
 # real MFCC frames, padded with NaN
 _clips = [torch.from_numpy(digits.mfcc[i]) for i in range(0, 3000, 250)]
 _padded, _len, _ = prep.pad_sequences(_clips, float("nan"))
 _want = torch.stack([c.mean(dim=0) for c in _clips])
-assert torch.allclose(masked_mean(_padded, _len), _want, atol=1e-4)
+assert_same(masked_mean(_padded, _len), _want, atol=1e-4)
 
 # %% [raw]
 # # END TESTS
@@ -366,14 +363,12 @@ for _f, _c, _h, _k, _n, _t in [(13, 3, 8, 3, 5, 17), (16, 2, 5, 5, 3, 9), (7, 4,
     _len[0], _len[-1] = _t, 1
     _want = _model(_x, _len)
     _got = crnn_embed(_x, _len, _crnn_params(_model))
-    assert _got.shape == (_n, _h)
-    assert torch.allclose(_got, _want, rtol=1e-8, atol=1e-10), (_f, _c, _h, _k)
+    assert_same(_got, _want, rtol=1e-8, atol=1e-10, what=f"crnn_embed {(_f, _c, _h, _k)}")
     # NaN in the padding changes nothing
     _dirty = _x.clone()
     for _i, _l in enumerate(_len.tolist()):
         _dirty[_i, :, _l:] = float("nan")
-    assert torch.allclose(crnn_embed(_dirty, _len, _crnn_params(_model)), _want,
-                          rtol=1e-8, atol=1e-10)
+    assert_same(crnn_embed(_dirty, _len, _crnn_params(_model)), _want, rtol=1e-8, atol=1e-10)
     # the gradients with respect to every parameter are the reference's
     _model.zero_grad()
     (_want * torch.linspace(-1, 1, _h, dtype=torch.float64)).sum().backward()
@@ -383,7 +378,7 @@ for _f, _c, _h, _k, _n, _t in [(13, 3, 8, 3, 5, 17), (16, 2, 5, 5, 3, 9), (7, 4,
      * torch.linspace(-1, 1, _h, dtype=torch.float64)).sum().backward()
     for _key, _grad in _ref_grads.items():
         assert _crnn_params(_model)[_key].grad is not None, _key
-        assert torch.allclose(_crnn_params(_model)[_key].grad, _grad, rtol=1e-7, atol=1e-10), _key
+        assert_same(_crnn_params(_model)[_key].grad, _grad, rtol=1e-7, atol=1e-10, what=_key)
 # a real batch of spoken-digit MFCCs: each clip in the batch = the clip alone
 _clips = [torch.from_numpy(digits.mfcc[i]).double() for i in (3, 777, 1500, 2999)]
 _padded, _len, _ = prep.pad_sequences(_clips, 7.0)
@@ -391,10 +386,10 @@ _gen = torch.manual_seed(hidden_seed(0))
 _model = scratch.CRNN(13, 4, 12).double()
 with torch.no_grad():
     _batch = crnn_embed(_padded.transpose(1, 2), _len, _crnn_params(_model))
-    assert torch.allclose(_batch, _model(_padded.transpose(1, 2), _len), rtol=1e-8, atol=1e-10)
+    assert_same(_batch, _model(_padded.transpose(1, 2), _len), rtol=1e-8, atol=1e-10)
     for _i, _clip in enumerate(_clips):
         _alone = crnn_embed(_clip.T[None], torch.tensor([len(_clip)]), _crnn_params(_model))
-        assert torch.allclose(_batch[_i], _alone[0], rtol=1e-8, atol=1e-10)
+        assert_same(_alone, _batch[_i:_i + 1], rtol=1e-8, atol=1e-10)
 
 # %% [raw]
 # # END TESTS
@@ -466,8 +461,7 @@ for _j, _stamp in enumerate(stamps[40::320]):
         for _nm in (64, 32) if _j == 0 else (64,):
             _ref = prep.normalize_per_utterance(prep.log_mel(_wave, n_mels=_nm)).T
             _got = clip_features(_stamp.spoken_path(_lang), n_mels=_nm)
-            assert _got.shape == _ref.shape and _got.dtype == torch.float32, (_stamp.name, _lang)
-            assert torch.allclose(_got, _ref, atol=1e-3), (_stamp.name, _lang, _nm)
+            assert_same(_got, _ref, atol=1e-3, what=f"clip_features({_stamp.name}, {_lang}, {_nm})")
 
 # %% [raw]
 # # END TESTS
@@ -520,7 +514,7 @@ assert 0 < padding_fraction < 1
 # HIDDEN
 _lens = np.array([len(m) for m in digits.mfcc])
 _means = np.array([_lens[digits.labels == _d].mean() for _d in range(10)])
-assert np.allclose(np.asarray(mean_frames_by_digit, dtype=float), _means, atol=1e-6)
+assert_same(np.asarray(mean_frames_by_digit, dtype=float), _means, atol=1e-6)
 assert int(longest_digit) == int(np.argmax(_means))
 assert abs(float(padding_fraction) - (1 - _lens.mean() / _lens.max())) < 1e-4
 
@@ -613,13 +607,13 @@ for _i, (_fw, _tw) in zip(range(0, 3000, 500), [(2, 5), (4, 10), (1, 1), (13, 0)
         _got = spec_augment_mask(_spec, _fw, _tw, _seed)
         _again = spec_augment_mask(_spec, _fw, _tw, _seed)
     _want = _spec_augment_reference(_spec, _fw, _tw, _seed)
-    assert _got.shape == _spec.shape and _got.dtype == torch.float64, (_i, _got.shape)
+    assert_same(_got, _want, values=False, what=f"spec_augment_mask on clip {_i}")
     assert torch.equal(_spec, _before), "the input was changed"
     assert torch.equal(_got, _again), "the same seed gave another mask"
     _F, _T = _spec.shape
     _masked = int((_got == 0).sum())
     assert _masked == _fw * _T + _tw * _F - _fw * _tw, (_i, _fw, _tw, _masked)
-    assert torch.equal(_got, _want), (_i, _fw, _tw)
+    assert_same(_got, _want, rtol=0, atol=0, what=f"spec_augment_mask on clip {_i}")
     _kept = _got != 0
     assert torch.equal(_got[_kept], _spec[_kept])
 # different seeds move the mask
@@ -628,7 +622,7 @@ _masks = {tuple((spec_augment_mask(_spec, 5, 10, _base + _s) == 0).nonzero()[0].
           for _s in range(8)}
 assert len(_masks) > 1
 # float32 stays float32
-assert spec_augment_mask(torch.ones(8, 30), 2, 4, 1).dtype == torch.float32
+assert_same(spec_augment_mask(torch.ones(8, 30), 2, 4, 1), torch.empty(8, 30), values=False)
 
 # %% [raw]
 # # END TESTS

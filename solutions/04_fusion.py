@@ -96,13 +96,16 @@ def weighted_sum(z, weights, present=None):
 
 # %%
 _z = {"image": torch.ones(2, 3), "text": torch.zeros(2, 3)}
-assert torch.allclose(weighted_sum(_z, {"image": 1, "text": 3}), torch.full((2, 3), 0.25))
-_mask = torch.tensor([[True, True], [False, True]])
-assert torch.allclose(weighted_sum(_z, {"image": 1, "text": 1}, _mask)[1], torch.zeros(3))
+_out = weighted_sum(_z, {"image": 1, "text": 3})
+assert _out.shape == (2, 3)
+assert torch.allclose(_out, torch.full((2, 3), 0.25))
+_out = weighted_sum(_z, {"image": 1, "text": 1}, torch.tensor([[True, True], [False, True]]))
+assert _out.shape == (2, 3)
+assert torch.allclose(_out[1], torch.zeros(3))
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 from mmcourse.nn.fusion import WeightedSum
 
 # the course's fusion classes are the answers: refused while an answer runs
@@ -121,8 +124,8 @@ _present = torch.rand(9, 3) > 0.4
 _present[:, 2] |= ~_present.any(dim=1)
 with forbidding(*_ANSWERS):
     _got_all, _got_some = weighted_sum(_proj, _w), weighted_sum(_proj, _w, _present)
-assert torch.allclose(_got_all, _ref(_emb).detach(), atol=1e-5)
-assert torch.allclose(_got_some, _ref(_emb, _present).detach(), atol=1e-5)
+assert_same(_got_all, _ref(_emb), atol=1e-5, what="weighted_sum(z, weights)")
+assert_same(_got_some, _ref(_emb, _present), atol=1e-5, what="weighted_sum(z, weights, present)")
 
 # %% [raw]
 # # END TESTS
@@ -160,6 +163,7 @@ def masked_softmax(theta, present):
 
 # %%
 _p = masked_softmax(torch.zeros(3), torch.tensor([[True, True, True], [True, False, True]]))
+assert _p.shape == (2, 3)
 assert torch.allclose(_p, torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, 0.5]]))
 
 # %%
@@ -170,10 +174,10 @@ _present = torch.rand(20, 4) > 0.5
 _present[:, 0] |= ~_present.any(dim=1)
 with forbidding(*_ANSWERS):
     _got = masked_softmax(_theta, _present)
-assert _got.shape == (20, 4)
+assert_same(_got, torch.empty(20, 4), values=False)
 assert torch.allclose(_got.sum(1), torch.ones(20)) and (_got[~_present] == 0).all()
 _full = torch.softmax(_theta, 0)
-assert torch.allclose(_got[3], (_full * _present[3]) / (_full * _present[3]).sum(), atol=1e-6)
+assert_same(_got[3], (_full * _present[3]) / (_full * _present[3]).sum(), atol=1e-6)
 
 # %% [raw]
 # # END TESTS
@@ -225,8 +229,7 @@ _emb = {"a": torch.randn(6, 5), "b": torch.randn(6, 3)}
 _za, _zb = (_ref.project[m](_emb[m]).detach() for m in ("a", "b"))
 with forbidding(*_ANSWERS):
     _got = tensor_fusion(_za, _zb)
-assert _got.shape == (6, 25)
-assert torch.allclose(_got, _ref(_emb).detach(), atol=1e-5)
+assert_same(_got, _ref(_emb), atol=1e-5)
 
 # %% [raw]
 # # END TESTS
@@ -263,8 +266,12 @@ def late_fusion(logits, present):
 
 # %%
 _l = torch.tensor([[[1.0, 0.0], [3.0, 2.0]]])
-assert torch.allclose(late_fusion(_l, torch.tensor([[True, True]])), torch.tensor([[2.0, 1.0]]))
-assert torch.allclose(late_fusion(_l, torch.tensor([[False, True]])), torch.tensor([[3.0, 2.0]]))
+_out = late_fusion(_l, torch.tensor([[True, True]]))
+assert _out.shape == (1, 2)
+assert torch.allclose(_out, torch.tensor([[2.0, 1.0]]))
+_out = late_fusion(_l, torch.tensor([[False, True]]))
+assert _out.shape == (1, 2)
+assert torch.allclose(_out, torch.tensor([[3.0, 2.0]]))
 
 # %%
 # HIDDEN
@@ -278,7 +285,7 @@ _present[:, 1] |= ~_present.any(dim=1)
 _stacked = _ref.per_modality(_emb).detach()
 with forbidding(*_ANSWERS):
     _got = late_fusion(_stacked, _present)
-assert torch.allclose(_got, _ref(_emb, _present).detach(), atol=1e-6)
+assert_same(_got, _ref(_emb, _present), atol=1e-6)
 
 # %% [raw]
 # # END TESTS
@@ -334,13 +341,12 @@ _present = torch.rand(9, 3) > 0.4
 _present[:, 1] |= ~_present.any(dim=1)
 with forbidding(*_ANSWERS):
     _got_all, _got_some = product_fusion(_proj, None), product_fusion(_proj, _present)
-assert _got_all.shape == (9, 7) and _got_some.shape == (9, 7)
-assert torch.allclose(_got_all, _ref(_emb).detach(), atol=1e-6)
-assert torch.allclose(_got_some, _ref(_emb, _present).detach(), atol=1e-6)
+assert_same(_got_all, _ref(_emb), atol=1e-6, what="product_fusion(z, None)")
+assert_same(_got_some, _ref(_emb, _present), atol=1e-6, what="product_fusion(z, present)")
 _hand = torch.ones(9, 7)
 for _i, _m in enumerate(_dims):
     _hand = _hand * torch.where(_present[:, _i:_i + 1], _proj[_m], torch.ones(9, 7))
-assert torch.allclose(_got_some, _hand, atol=1e-6)
+assert_same(_got_some, _hand, atol=1e-6, what="product_fusion(z, present)")
 
 # %% [raw]
 # # END TESTS
@@ -425,18 +431,16 @@ for _channels, _k in [(4, 3), (2, 5), (1, 1)]:
     with forbidding(*_ANSWERS, *_NO_CONV):
         _got = conv_fusion(_proj, _wt, _bs, _present)
         _got_all = conv_fusion(_proj, _wt, _bs)
-    assert _got.shape == (7, _channels * 8), (_channels, _k, _got.shape)
-    assert torch.allclose(_got, _ref(_emb, _present).detach(), atol=1e-5), (_channels, _k)
+    assert_same(_got, _ref(_emb, _present), atol=1e-5, what=f"conv_fusion {(_channels, _k)}")
     _stack = torch.stack([_proj[m] for m in _dims], dim=1)
     _want = torch.relu(_F.conv1d(_stack, _wt, _bs, padding=_k // 2)).flatten(1)
-    assert torch.allclose(_got_all, _want, atol=1e-5), (_channels, _k)
+    assert_same(_got_all, _want, atol=1e-5, what=f"conv_fusion {(_channels, _k)}")
 # float64 in, float64 out, and a kernel of size 1 is a weighted sum
 _z64 = {"a": torch.randn(3, 4, dtype=torch.float64), "b": torch.randn(3, 4, dtype=torch.float64)}
 _w64 = torch.tensor([[[0.25], [0.75]]], dtype=torch.float64)
 with forbidding(*_ANSWERS, *_NO_CONV):
     _got = conv_fusion(_z64, _w64, torch.zeros(1, dtype=torch.float64))
-assert _got.dtype == torch.float64
-assert torch.allclose(_got, torch.relu(0.25 * _z64["a"] + 0.75 * _z64["b"]), atol=1e-12)
+assert_same(_got, torch.relu(0.25 * _z64["a"] + 0.75 * _z64["b"]), atol=1e-12)
 
 # %% [raw]
 # # END TESTS

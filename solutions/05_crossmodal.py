@@ -117,7 +117,7 @@ assert abs(float(info_nce_loss(_a, _b, 0.5)) - 1.339242) < 1e-4
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 
 _g = torch.Generator().manual_seed(hidden_seed(5))
 for _n, _d in ((1, 3), (2, 2), (7, 5), (33, 16), (64, 300)):
@@ -126,7 +126,7 @@ for _n, _d in ((1, 3), (2, 2), (7, 5), (33, 16), (64, 300)):
         _b = torch.randn(_n, _d, generator=_g, dtype=torch.float64) * 4
         _got = info_nce_loss(_a, _b, _tau)
         _want = crossmodal.info_nce(_a, _b, _tau)
-        assert _got.dtype == torch.float64 and _got.dim() == 0
+        assert_same(_got, _want, values=False)
         assert abs(float(_got - _want)) <= 1e-9 * max(1.0, abs(float(_want))), (_n, _d, _tau)
 # asymmetric pairs: both directions must be there
 _a = torch.randn(9, 4, generator=_g, dtype=torch.float64)
@@ -137,9 +137,9 @@ assert abs(float(info_nce_loss(_a, _b, 0.2)) - float(torch.nn.functional.cross_e
            + torch.nn.functional.cross_entropy(_logits.T, _t)) / 2) < 1e-9
 # float32 works too
 _a32, _b32 = torch.randn(12, 8, generator=_g), torch.randn(12, 8, generator=_g)
-_r32 = info_nce_loss(_a32, _b32, 0.07)
-assert _r32.dtype == torch.float32
-assert abs(float(_r32) - float(crossmodal.info_nce(_a32, _b32, 0.07))) < 1e-4
+_r32, _want32 = info_nce_loss(_a32, _b32, 0.07), crossmodal.info_nce(_a32, _b32, 0.07)
+assert_same(_r32, _want32, values=False)
+assert abs(float(_r32) - float(_want32)) < 1e-4
 
 # %%
 # HIDDEN
@@ -313,11 +313,11 @@ for _shape, _strength in (((5,), 0.5), ((3, 4), 2.5), ((2, 3, 6), 0.0), ((7, 2),
     _x0 = torch.randn(*_shape, generator=_g, dtype=torch.float64)
     _x = _x0.clone().requires_grad_(True)
     _y = ReverseGrad.apply(_x, _strength)
-    assert _y.shape == _x.shape and _y.dtype == _x.dtype and torch.equal(_y, _x0)
+    assert_same(_y, _x0, rtol=0, atol=0, what=f"ReverseGrad.apply on {_shape}")
     assert torch.equal(_x.detach(), _x0)
     _up = torch.randn(*_shape, generator=_g, dtype=torch.float64)
     _y.backward(_up)
-    assert torch.allclose(_x.grad, -_strength * _up, rtol=0, atol=1e-12)
+    assert_same(_x.grad, -_strength * _up, rtol=0, atol=1e-12, what="gradient")
 
 # %%
 # HIDDEN
@@ -506,7 +506,7 @@ for _n, _d in ((1, 4), (2, 3), (8, 5), (40, 32)):
         with forbidding(*_NO_CE):
             _got = nt_xent_loss(_a, _b * 3, _tau)
         _want = _nt_xent_reference(_a, _b * 3, _tau)
-        assert _got.dtype == torch.float64 and _got.dim() == 0
+        assert_same(_got, _want, values=False)
         assert abs(float(_got - _want)) <= 1e-9 * max(1.0, abs(float(_want))), (_n, _d, _tau)
 # not InfoNCE: the negatives include the other views of the same half
 _a = torch.randn(6, 3, generator=_g, dtype=torch.float64)
@@ -524,9 +524,9 @@ for _x, _y in zip(*_grads):
     assert _x is not None and float((_x - _y).abs().max()) < 1e-8 * max(1.0, float(_y.abs().max()))
 # float32 in, float32 out
 _a32, _b32 = torch.randn(10, 6, generator=_g), torch.randn(10, 6, generator=_g)
-_r32 = nt_xent_loss(_a32, _b32, 0.5)
-assert _r32.dtype == torch.float32
-assert abs(float(_r32) - float(_nt_xent_reference(_a32, _b32, 0.5))) < 1e-4
+_r32, _want32 = nt_xent_loss(_a32, _b32, 0.5), _nt_xent_reference(_a32, _b32, 0.5)
+assert_same(_r32, _want32, values=False)
+assert abs(float(_r32) - float(_want32)) < 1e-4
 
 # %% [raw]
 # # END TESTS

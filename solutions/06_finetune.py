@@ -158,7 +158,7 @@ assert post_head(_h).shape == (4, 10)
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed, in_submission
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed, in_submission
 
 _g = torch.Generator().manual_seed(hidden_seed(21))
 assert type(concat_width([1000, 1000, 1000])) is int
@@ -179,8 +179,7 @@ for _n, _m, _d in ((1, 1, 1), (2, 5, 3), (7, 3, 16), (3, 7, 4), (16, 2, 33)):
         _want = torch.stack(_embs, dim=1)
         for _arg in (list(_embs), tuple(_embs)):
             _got = as_lstm_sequence(_arg)
-            assert _got.shape == (_n, _m, _d) and _got.dtype == _dtype, (_got.shape, _n, _m, _d)
-            assert torch.equal(_got, _want), (_n, _m, _d, _dtype)
+            assert_same(_got, _want, rtol=0, atol=0, what=f"as_lstm_sequence {(_n, _m, _d)}")
 # gradients reach every embedding, and a batch-first LSTM reads M steps
 _embs = [torch.randn(5, 6, generator=_g, requires_grad=True) for _ in range(4)]
 _lstm = nn.LSTM(6, 3, batch_first=True)
@@ -199,8 +198,8 @@ for _layers in (1, 2, 3):
             _x = torch.randn(_n, _len, 4) if _bf else torch.randn(_len, _n, 4)
             _res = _lstm(_x)
             _got = last_state(_res)
-            assert _got.shape == (_n, 7), (_layers, _bf, _n, _len, _got.shape)
-            assert torch.equal(_got, _res[1][0][-1])
+            assert_same(_got, _res[1][0][-1], rtol=0, atol=0,
+                        what=f"last_state {(_layers, _bf, _n, _len)}")
 # packed, padded sequences of different lengths: the final state of each sequence
 _lstm = nn.LSTM(input_size=3, hidden_size=5, num_layers=2, batch_first=True)
 _x = torch.randn(4, 6, 3)
@@ -208,8 +207,8 @@ _lengths = torch.tensor([6, 2, 4, 1])
 _packed = nn.utils.rnn.pack_padded_sequence(_x, _lengths, batch_first=True, enforce_sorted=False)
 _res = _lstm(_packed)
 _got = last_state(_res)
-assert _got.shape == (4, 5) and torch.equal(_got, _res[1][0][-1])
-assert torch.allclose(_got[1], _lstm(_x[1:2, :2])[1][0][-1, 0], atol=1e-6)
+assert_same(_got, _res[1][0][-1], rtol=0, atol=0, what="last_state of a packed batch")
+assert_same(_got[1], _lstm(_x[1:2, :2])[1][0][-1, 0], atol=1e-6)
 # the post's model, repaired, from 2048-wide embeddings to 10 class scores
 _repaired = nn.LSTM(2048, 512, num_layers=2, batch_first=True)
 _logits = nn.Linear(512, 10)(last_state(_repaired(as_lstm_sequence([torch.randn(3, 2048)] * 3))))
@@ -305,11 +304,11 @@ for _in, _out, _r, _lead in ((5, 3, 1, (2,)), (16, 8, 4, (3, 7)), (32, 64, 8, (2
             _saved = [t.clone() for t in (_x, _W, _A, _B)]
             _got = lora_forward(_x, _W, _b, _A, _B, _alpha)
             _want = _lora_ref(_x, _W, _b, _A, _B, _alpha)
-            assert _got.shape == (*_lead, _out) and _got.dtype == torch.float64, _got.shape
+            assert_same(_got, _want, values=False)
             assert float((_got - _want).abs().max()) <= 1e-10 * max(1.0, float(_want.abs().max())), \
                 (_in, _out, _r, _alpha)
             _merged = lora_merge(_W, _A, _B, _alpha)
-            assert _merged.shape == (_out, _in) and _merged.dtype == torch.float64
+            assert_same(_merged, _W, values=False, what="lora_merge(...)")
             _served = _x @ _merged.T + (0 if _b is None else _b)
             assert float((_served - _got).abs().max()) <= 1e-10 * max(1.0, float(_got.abs().max()))
             assert all(torch.equal(_s, _t) for _s, _t in zip(_saved, (_x, _W, _A, _B))), \
@@ -317,9 +316,8 @@ for _in, _out, _r, _lead in ((5, 3, 1, (2,)), (16, 8, 4, (3, 7)), (32, 64, 8, (2
 # float32 stays float32
 _x, _W = torch.randn(4, 10, generator=_g), torch.randn(6, 10, generator=_g)
 _A, _B, _b = torch.randn(3, 10, generator=_g), torch.randn(6, 3, generator=_g), torch.randn(6, generator=_g)
-_got = lora_forward(_x, _W, _b, _A, _B, 4.0)
-assert _got.dtype == torch.float32 and lora_merge(_W, _A, _B, 4.0).dtype == torch.float32
-assert torch.allclose(_got, _lora_ref(_x, _W, _b, _A, _B, 4.0), atol=1e-4)
+assert_same(lora_merge(_W, _A, _B, 4.0), _W, values=False, what="lora_merge(...)")
+assert_same(lora_forward(_x, _W, _b, _A, _B, 4.0), _lora_ref(_x, _W, _b, _A, _B, 4.0), atol=1e-4)
 
 # %%
 # HIDDEN
@@ -336,9 +334,8 @@ for _in, _out, _r, _alpha in ((6, 4, 2, 16.0), (20, 11, 5, 3.0), (8, 8, 8, 1.0))
     _W, _b = torch.randn(_out, _in, **_kw), torch.randn(_out, **_kw)
     _A = torch.randn(_r, _in, **_kw)
     _zero = torch.zeros(_out, _r, dtype=torch.float64)
-    assert torch.allclose(lora_forward(_x, _W, _b, _A, _zero, _alpha), F.linear(_x, _W, _b),
-                          rtol=0, atol=1e-12)
-    assert torch.equal(lora_merge(_W, _A, _zero, _alpha), _W)
+    assert_same(lora_forward(_x, _W, _b, _A, _zero, _alpha), F.linear(_x, _W, _b), rtol=0, atol=1e-12)
+    assert_same(lora_merge(_W, _A, _zero, _alpha), _W, rtol=0, atol=0, what="lora_merge(...)")
     _up = torch.randn(5, _out, **_kw)
     for _B0 in (torch.randn(_out, _r, **_kw), _zero):
         _grads = []
@@ -365,7 +362,7 @@ _y = lora_forward(_x, _base.weight, _base.bias, _A, _B, 8.0)
 _y.square().sum().backward()
 assert _base.weight.grad is None and _base.bias.grad is None
 assert _A.grad is not None and _B.grad is not None
-assert torch.allclose(_y, _base(_x) + 2.0 * (_x @ _A.T @ _B.T), atol=1e-12)
+assert_same(_y, _base(_x) + 2.0 * (_x @ _A.T @ _B.T), atol=1e-12)
 
 # %%
 # HIDDEN
@@ -384,9 +381,10 @@ if _LoRALinear is not None:
         _x = torch.randn(2, 3, _in, dtype=torch.float64)
         _want = _layer(_x).detach()
         _got = lora_forward(_x, _base.weight, _base.bias, _layer.lora_A, _layer.lora_B, _alpha)
+        assert_same(_got, _want, values=False)
         assert float((_got.detach() - _want).abs().max()) <= 1e-10 * max(1.0, float(_want.abs().max()))
         _merged = lora_merge(_base.weight, _layer.lora_A, _layer.lora_B, _alpha).detach()
-        assert torch.allclose(_merged, _layer.merged().weight, rtol=1e-12, atol=1e-12)
+        assert_same(_merged, _layer.merged().weight, rtol=1e-12, atol=1e-12, what="lora_merge(...)")
 
 # %% [raw]
 # # END TESTS

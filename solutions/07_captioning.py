@@ -109,7 +109,7 @@ assert torch.allclose(_ctx[0], _want @ _k[0, :2], atol=1e-6), (
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 
 _g = torch.Generator().manual_seed(hidden_seed(7))
 for _b, _m_, _qd, _kd, _a in ((1, 1, 3, 2, 4), (4, 6, 5, 3, 7), (8, 20, 16, 12, 10)):
@@ -122,10 +122,10 @@ for _b, _m_, _qd, _kd, _a in ((1, 1, 3, 2, 4), (4, 6, 5, 3, 7), (8, 20, 16, 12, 
     _mask[:, 0] = True
     _want_c, _want_w = _att(_q, _k, _mask)
     with forbidding("mmcourse.nn.seq2seq.AdditiveAttention.forward"):
-        _c, _w = additive_attention(_q, _k, _mask, _att.query.weight, _att.key.weight,
-                                    _att.key.bias, _att.score.weight[0])
-    assert torch.allclose(_w, _want_w, atol=1e-9) and torch.allclose(_c, _want_c, atol=1e-9)
-    assert torch.all(_w[~_mask] == 0)
+        _got = additive_attention(_q, _k, _mask, _att.query.weight, _att.key.weight,
+                                  _att.key.bias, _att.score.weight[0])
+    assert_same(_got, (_want_c, _want_w), atol=1e-9, what="additive_attention(...)")
+    assert torch.all(_got[1][~_mask] == 0)
 
 # %% [raw]
 # # END TESTS
@@ -174,6 +174,7 @@ _want = [(1, 2), (0, 0), (0, 1)]
 assert list(zip(_r.tolist(), _t.tolist())) == _want, (
     f"beam_step(scores, log_probs, 3) gave (row, token) {list(zip(_r.tolist(), _t.tolist()))}, "
     f"expected {_want}")
+assert _v.shape == (3,), f"beam_step totals: expected shape (3,), got {tuple(_v.shape)}"
 assert torch.allclose(_v, torch.stack([_s[r] + _lp[r, t] for r, t in _want])), (
     f"beam_step totals: got {_v.tolist()}")
 
@@ -186,8 +187,9 @@ for _k_, _vv, _beam in ((1, 5, 1), (1, 5, 3), (4, 9, 4), (6, 30, 10), (3, 2, 6))
     _r, _t, _v = beam_step(_s, _lp, _beam)
     _all = sorted(((float(_s[r] + _lp[r, t]), r, t) for r in range(_k_) for t in range(_vv)),
                   reverse=True)[:_beam]
-    assert [(r, t) for _, r, t in _all] == list(zip(_r.tolist(), _t.tolist()))
-    assert torch.allclose(_v, torch.tensor([x for x, _, _ in _all], dtype=torch.float64))
+    assert_same(_r.tolist(), [r for _, r, _ in _all], what="rows")
+    assert_same(_t.tolist(), [t for _, _, t in _all], what="tokens")
+    assert_same(_v, torch.tensor([x for x, _, _ in _all], dtype=torch.float64), what="totals")
     assert not _r.is_floating_point() and not _t.is_floating_point()
 
 # %% [raw]

@@ -96,7 +96,7 @@ for _path, _want in (([1, 1, 0, 1, 2, 2, 0], [1, 1, 2]), ([0, 0], []), ([3, 3, 3
 # HIDDEN
 import random
 
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 
 _rng = random.Random(hidden_seed(8))
 for _ in range(300):
@@ -162,6 +162,7 @@ _prev = torch.tensor([0.5, 0.3, 0.1, 0.05, 0.0, 0.0, 0.0], dtype=torch.float64)
 _y = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
 _got = alpha_step(_prev, _y, _ext)
 _want = torch.tensor([0.25, 0.24, 0.2, 0.045, 0.025, 0.01, 0.0], dtype=torch.float64)
+assert _got.shape == (7,), f"alpha_step(...) on labels [1, 1, 2] should have shape (7,), got {tuple(_got.shape)}"
 assert torch.allclose(_got, _want), f"alpha_step(...) on labels [1, 1, 2] should be {_want.tolist()}, got {_got.tolist()}"
 
 # %%
@@ -183,11 +184,11 @@ for _trial in range(30):
         _ext += [_l, 0]
     for _k in range(1, _t):
         _got = alpha_step(_alphas[_k - 1].clone(), _lp[_k, 0].exp(), _ext)
-        assert torch.allclose(_got, _alphas[_k], rtol=1e-9, atol=1e-300), (_labels, _k)
+        assert_same(_got, _alphas[_k], rtol=1e-9, atol=1e-300, what=f"alpha_step {_labels} at {_k}")
 # another blank index
 _got = alpha_step(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
                   torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64), [2, 0, 2], blank=2)
-assert torch.allclose(_got, torch.tensor([0.5, 0.2, 0.0], dtype=torch.float64))
+assert_same(_got, torch.tensor([0.5, 0.2, 0.0], dtype=torch.float64), what="alpha_step(..., blank=2)")
 
 # %% [raw]
 # # END TESTS

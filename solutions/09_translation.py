@@ -108,7 +108,7 @@ assert abs(float(_w[0, 0]) - 0.482356) < 1e-4, f"weight of row 0: expected 0.482
 
 # %%
 # HIDDEN
-from mmcourse.grading.hidden import forbidding, hidden_seed
+from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
 
 _g = torch.Generator().manual_seed(hidden_seed(9))
 for _b, _m, _d, _h, _a in ((1, 1, 3, 2, 4), (4, 7, 5, 6, 3), (8, 12, 16, 10, 8)):
@@ -122,10 +122,9 @@ for _b, _m, _d, _h, _a in ((1, 1, 3, 2, 4), (4, 7, 5, 6, 3), (8, 12, 16, 10, 8))
     _mask = torch.arange(_m)[None, :] < _lengths[:, None]
     _want_c, _want_w = _ref(_query, _keys, _mask)
     with forbidding("mmcourse.nn.seq2seq.AdditiveAttention.forward"):  # tensor operations only
-        _c, _w = attention_step(_query, _keys, _mask, _ref.query.weight, _ref.key.weight,
-                                _ref.key.bias, _ref.score.weight[0])
-    assert torch.allclose(_w, _want_w, atol=1e-9), (_b, _m)
-    assert torch.allclose(_c, _want_c, atol=1e-9), (_b, _m)
+        _got = attention_step(_query, _keys, _mask, _ref.query.weight, _ref.key.weight,
+                              _ref.key.bias, _ref.score.weight[0])
+    assert_same(_got, (_want_c, _want_w), atol=1e-9, what="attention_step(...)")
 
 # %% [raw]
 # # END TESTS
