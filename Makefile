@@ -21,9 +21,11 @@ PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=$${OMP_WAIT_POL
 setup: $(STAMP)
 	@$(BIN)/python -m mmcourse install-data
 
+# PIP_ARGS passes options to that pip install, e.g. the CPU-only PyTorch build:
+# make lab PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q $(PIP_ARGS) -e ".[dev]"
 	$(BIN)/python -m ipykernel install --user --name mmcourse \
 	    --display-name "Python (mmcourse)" > /dev/null
 	touch $@
