@@ -216,7 +216,7 @@ def run_tests(session: remote.Session, tests: dict, ctx: dict, names: set[str]
     for name in wanted:
         ns.pop(name, None)
     ns.update({"hidden_seed": hidden.hidden_seed, "forbidding": hidden.forbidding,
-               "in_submission": hidden.in_submission})
+               "in_submission": hidden.in_submission, "assert_same": hidden.assert_same})
     hidden.set_session(session)
     scores, reasons = {}, []
     try:
