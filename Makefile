@@ -2,6 +2,7 @@
 # make test  — set everything up, then run the unit tests and every notebook under nbval
 # make finetune — fine-tune the full model on the stamps (chapter 06) into runs/finetune
 # make claims — run every chapter under several seeds and thread counts: which findings hold
+# make book  — the course as a website in _build/html; make book-check opens it in Chromium
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ JOBS ?= 2
 PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} \
           $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
-.PHONY: setup lab test unit notebooks exercises grade finetune claims clean
+.PHONY: setup lab test unit notebooks exercises grade finetune claims book book-check clean
 
 setup: $(STAMP)
 	@$(BIN)/python -m mmcourse install-data
@@ -86,5 +87,25 @@ claims: setup
 	$(BIN)/python -m mmcourse claims $(CLAIMS) --seeds 0 1 2 --threads 1 2 \
 	    --table benchmarks/claims.tsv
 
+# The course as a website in _build/html (book/conf.py): the committed notebooks as they
+# are, never executed; any warning or broken link fails the build. `make book-check` opens
+# every page in headless Chromium (tests/test_book.py; needs Debian's chromium).
+BOOK_STAMP := $(VENV)/.mmcourse-book-installed
+$(BOOK_STAMP): book/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r book/requirements.txt
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+book: $(BOOK_STAMP) node_modules/.package-lock.json
+	rm -rf _build/html _build/doctrees
+	$(BIN)/python -m sphinx -W --keep-going -n -q -b html -c book -d _build/doctrees . _build/html
+	@echo "The course's website: _build/html/index.html"
+
+book-check: $(STAMP) $(BOOK_STAMP) node_modules/.package-lock.json
+	$(BIN)/python -m pytest -m book tests/test_book.py -q -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache _build node_modules

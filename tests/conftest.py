@@ -4,6 +4,23 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "book: the website in a browser (tests/test_book.py); runs only under "
+        "-m book, as `make book-check` runs it")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The ``book`` tests need the built site, Node and Chromium: they run only when the
+    ``-m`` expression names them, and are left out of every other run."""
+    if "book" in (config.getoption("markexpr") or ""):
+        return
+    left_out = [item for item in items if item.get_closest_marker("book")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("book")]
+
+
 @pytest.fixture(scope="session")
 def stamps():
     from mmcourse.data import load_stamps
