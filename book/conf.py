@@ -86,6 +86,8 @@ html_theme_options = {
     "use_fullscreen_button": False,
     "home_page_in_toc": False,
     "show_navbar_depth": 1,
+    # The search field once, in the sidebar: not again in a bar above the page.
+    "navbar_persistent": [],
     "launch_buttons": {
         "colab_url": "https://colab.research.google.com",
         "binderhub_url": "https://mybinder.org",

@@ -118,6 +118,20 @@ def static_widget_outputs(output: dict, state: dict) -> list[dict]:
     return [dict(output, data=still)] if still else []
 
 
+def _join_printed_lines(outputs: list[dict]) -> list[dict]:
+    """Outputs with each run of printed text (a progress bar's line, then a log line…)
+    as one block, as JupyterLab shows it; the order of everything else is kept."""
+    joined: list[dict] = []
+    for output in outputs:
+        last = joined[-1] if joined else {}
+        if output.get("output_type") == "stream" and last.get("output_type") == "stream" \
+                and last.get("name") == output.get("name"):
+            joined[-1] = dict(last, text=_text(last["text"]) + _text(output["text"]))
+        else:
+            joined.append(output)
+    return joined
+
+
 def _describe_figures(cell: dict, section: str) -> None:
     """Give a cell's figures a text alternative that says where they come from, unless
     the cell names one itself (cell metadata ``mystnb: {image: {alt: …}}``)."""
@@ -149,7 +163,7 @@ def notebook_for_the_web(source: str) -> str:
             else:
                 outputs.append(output)
         if "outputs" in cell:
-            cell["outputs"] = outputs
+            cell["outputs"] = _join_printed_lines(outputs)
             _describe_figures(cell, section)
     return json.dumps(notebook)
 
