@@ -59,23 +59,15 @@ mathjax_path = "mathjax/tex-chtml.js"
 
 html_theme = "sphinx_book_theme"
 html_title = "mmcourse · multimodal deep learning"
-html_static_path = ["_static"]
 templates_path = ["_templates"]
-html_css_files = ["course.css"]
 # Each page's notebook (or Markdown file) beside it, as committed, for the download button.
 html_copy_source = True
 html_sourcelink_suffix = ""
 html_show_sourcelink = False
 html_last_updated_fmt = None
-# The licences beside the pages, and index.html, which opens the landing page.
-html_extra_path = ["_root"] + [str(ROOT / name) for name in ("LICENSE", "LICENSE-CONTENT")
-                               if (ROOT / name).is_file()]
-
-
-def _licence_link(name: str) -> str:
-    href = name if (ROOT / name).is_file() else f"{course_repository_blob}/{name}"
-    return f'<a href="{href}">{name}</a>'
-
+# index.html, which opens the landing page, and the licences and citation file that
+# every page's footer links to (_templates/licence.html).
+html_extra_path = ["_root", "../LICENSE", "../LICENSE-CONTENT", "../CITATION.cff"]
 
 html_theme_options = {
     "repository_url": REPOSITORY,
@@ -93,8 +85,5 @@ html_theme_options = {
         "binderhub_url": "https://mybinder.org",
         "notebook_interface": "jupyterlab",
     },
-    "extra_footer": (
-        "<p>Code under the MIT licence (" + _licence_link("LICENSE") + "); text and "
-        "figures under CC BY 4.0 (" + _licence_link("LICENSE-CONTENT") + ").</p>"
-    ),
+    "footer_content_items": ["author.html", "copyright.html", "licence.html"],
 }

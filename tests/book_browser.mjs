@@ -6,7 +6,7 @@
 // errors, raw TeX left in the text, images and their natural sizes, audio players, page
 // errors, and axe-core's violations. Then the search page is asked for each --search term.
 // tests/test_book.py runs it and checks the report.
-import { readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join, relative, resolve, dirname } from "node:path";
 import { pathToFileURL, fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
@@ -116,6 +116,10 @@ async function inspect(page) {
         .map((a) => a.getAttribute("href"))
         .filter((href) => /_sources\/.*\.ipynb$/.test(href)),
       footer: document.querySelector(".bd-footer-content")?.innerText || "",
+      // Every link to a file of the site, without its #part, once.
+      local_links: [...new Set([...document.querySelectorAll("a[href]")]
+        .filter((a) => a.protocol === "file:")
+        .map((a) => decodeURIComponent(a.pathname)))],
     };
   });
 }
@@ -168,6 +172,9 @@ async function checkPage(browser, file) {
   const { page, errors } = await openPage(browser, pathToFileURL(file).href, refused);
   await settle(page);
   const seen = await inspect(page);
+  seen.broken_links = seen.local_links.filter((path) => !existsSync(path))
+    .map((path) => relative(site, path));
+  delete seen.local_links;
   seen.axe = await accessibility(page);
   seen.errors = errors;
   seen.refused = refused;

@@ -42,7 +42,7 @@ def sources() -> list[Path]:
     found = [ROOT / "README.md", ROOT / "pyproject.toml", ROOT / "package-lock.json",
              *(ROOT / "notebooks").glob("[0-9]*.ipynb"),
              *(ROOT / "exercises").glob("[0-9]*.ipynb"),
-             *(ROOT / "docs").glob("*.md"), *ROOT.glob("LICENSE*")]
+             *(ROOT / "docs").glob("*.md"), *ROOT.glob("LICENSE*"), ROOT / "CITATION.cff"]
     found += [path for path in (ROOT / "book").rglob("*") if path.is_file()
               and "__pycache__" not in path.parts]
     return [path for path in found if path.is_file()]
@@ -143,7 +143,12 @@ def test_notebook_pages_offer_launch_and_download(pages, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_footer_names_the_licences(pages, page):
     footer = pages[page]["footer"]
-    assert "MIT" in footer and "CC BY 4.0" in footer
+    assert "MIT" in footer and "CC BY 4.0" in footer and "CITATION.cff" in footer
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_links_within_the_site_lead_somewhere(pages, page):
+    assert pages[page]["broken_links"] == []
 
 
 @pytest.mark.parametrize("term", SEARCHES)
