@@ -1,20 +1,27 @@
-"""How the course's files become web pages.
+"""How the course's files become web pages (book/conf.py loads this extension).
 
-Three things the chapters need on a static site, where no kernel runs:
+What the notebooks need on a static site, where no kernel runs:
 
 - Saved widgets are shown from their saved state. A notebook saves each widget's last
   state in its metadata; a training progress bar becomes the text tqdm prints, and an
   interactive view becomes its controls' values followed by what its output area
   showed (figures, printed text, audio players). A widget with no saved state keeps its
   still picture or its text.
+- Printed text next to printed text reads as one block, as in JupyterLab.
+- Each figure gets a text alternative naming the section it belongs to, unless its cell
+  gives one (cell metadata ``mystnb: {image: {alt: …}}``).
 - The Colab and Binder badges at the top of each notebook are left out: the theme's
   launch buttons, on every notebook page, do the same without loading badge pictures
   from the network.
+
+And for the whole site:
+
 - A link to a file of the repository that is not a page of the book goes to that file
   in the repository; a link to a file that does not exist is left for Sphinx to report.
-
-And MathJax, from the npm package ``mathjax``, is copied into the build so that
-equations render without a network.
+- MathJax, from the npm package ``mathjax``, is copied into the build so that equations
+  render without a network.
+- The warnings listed in ``course_known_warnings`` (problems of a page's source, to be
+  fixed there) do not fail the build; every other warning does.
 """
 from __future__ import annotations
 
