@@ -100,7 +100,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
 book: $(BOOK_STAMP) node_modules/.package-lock.json
-	rm -rf _build/html _build/doctrees
+	rm -rf _build
 	$(BIN)/python -m sphinx -W --keep-going -n -q -b html -c book -d _build/doctrees . _build/html
 	@echo "The course's website: _build/html/index.html"
 
