@@ -43,12 +43,6 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 # $$…$$ inside a paragraph or list item is display math, as Jupyter shows it.
 myst_dmath_double_inline = True
 myst_heading_anchors = 3
-# Problems of a page's source that its authors are to fix; any other warning fails.
-course_known_warnings = [
-    # "### The post behind the course" right under the title: should be "##".
-    ("notebooks/00_setup_and_data", "Non-consecutive header level increase; H1 to H3"),
-]
-
 # Search: the Chinese splitter (jieba) indexes the Chinese terms (微调, 多模态大模型)
 # as words; English words are stemmed as in English.
 html_search_language = "zh"

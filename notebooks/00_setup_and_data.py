@@ -34,7 +34,7 @@
 # lengths and masks — the last part of this chapter.
 
 # %% [markdown]
-# ### The post behind the course
+# ## The post behind the course
 #
 # The course follows a Chinese-language blog post on **multimodal large models
 # (多模态大模型)** and **how to fine-tune them (如何实现多模态大模型的微调)**. The post

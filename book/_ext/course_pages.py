@@ -20,14 +20,11 @@ And for the whole site:
   in the repository; a link to a file that does not exist is left for Sphinx to report.
 - MathJax, from the npm package ``mathjax``, is copied into the build so that equations
   render without a network.
-- The warnings listed in ``course_known_warnings`` (problems of a page's source, to be
-  fixed there) do not fail the build; every other warning does.
 """
 from __future__ import annotations
 
 import html
 import json
-import logging
 import re
 import shutil
 from pathlib import Path
@@ -36,7 +33,6 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.errors import ExtensionError
 from sphinx.transforms.post_transforms import SphinxPostTransform
-from sphinx.util.logging import NAMESPACE, get_node_location
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -240,33 +236,8 @@ def _copy_mathjax(app, exception) -> None:
             shutil.copy2(source / part, target / part)
 
 
-class KnownWarnings(logging.Filter):
-    """Drops the warnings listed in ``course_known_warnings``: (file, message) pairs,
-    each a problem of a page's source that is reported to its authors, so that every
-    other warning still fails the build."""
-
-    def __init__(self, app):
-        super().__init__()
-        self.app = app
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        known = getattr(self.app.config, "course_known_warnings", ())
-        location = getattr(record, "location", None)
-        if isinstance(location, nodes.Node):
-            location = get_node_location(location)
-        elif isinstance(location, tuple):
-            location = location[0]
-        where, message = str(location or ""), record.getMessage()
-        return not any(path in where and text in message for path, text in known)
-
-
 def setup(app):
     app.add_config_value("course_repository_blob", "", "env")
-    app.add_config_value("course_known_warnings", [], "env")
-    for handler in logging.getLogger(NAMESPACE).handlers:
-        handler.filters.insert(0, KnownWarnings(app))
     app.connect("source-read", _on_source_read)
     app.connect("build-finished", _copy_mathjax)
     app.add_post_transform(RepositoryLinks)
