@@ -67,6 +67,7 @@ def test_ci_runs_the_unit_tests_on_the_lowest_versions_and_make_test_on_the_newe
     assert re.search(r"pytest .*\btests$", low, re.M), "the lowest job runs pytest tests"
     assert "mmcourse install-data" in low
     assert re.search(r"^make test\b", _steps(newest[0]), re.M)
+    assert CPU_INDEX in newest[0]["env"]["PIP_ARGS"], "make test installs CPU-only PyTorch"
     for job in jobs.values():
         setup = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python")]
         assert setup and setup[0]["with"]["python-version"] == PROJECT["requires-python"][2:]
@@ -84,8 +85,9 @@ def test_the_readme_states_the_tested_range_and_the_cpu_only_install():
     assert f'PIP_ARGS="--extra-index-url {CPU_INDEX}"' in cpu
 
 
-def _make_n(*args: str) -> str:
+def _make_n(*args: str, **variables: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in {"PIP_ARGS", "MAKEFLAGS"}}
+    env.update(variables)
     result = subprocess.run(["make", "-n", "-B", *args], cwd=ROOT, env=env,
                             capture_output=True, text=True, check=True)
     return result.stdout
@@ -97,5 +99,8 @@ def test_pip_args_reach_the_pip_install_of_make_setup():
     lines = [line for line in _make_n("lab", f"PIP_ARGS={option}").splitlines()
              if "-m pip install" in line and '-e ".[dev]"' in line]
     assert len(lines) == 1 and option in lines[0], lines
+    from_env = [line for line in _make_n("test", PIP_ARGS=option).splitlines()
+                if "-m pip install" in line]
+    assert len(from_env) == 1 and option in from_env[0], "PIP_ARGS from the environment"
     plain = [line for line in _make_n("lab").splitlines() if "-m pip install" in line]
     assert plain and all(CPU_INDEX not in line for line in plain)
