@@ -30,9 +30,10 @@
 # instructor grades with more, hidden tests, so make your code correct, not just the
 # examples. Do not delete or reorder cells.
 #
-# You will write one step of additive attention, one step of beam search and BLEU's
-# clipped n-gram counts and brevity penalty (checked against `sacrebleu`), then read the
-# chapter's table.
+# You will write one step of additive attention, one step of beam search, BLEU's
+# clipped n-gram counts and brevity penalty (checked against `sacrebleu`), the part
+# scores that show where the captioner trails retrieval, and the padded, label-smoothed
+# loss it is trained with.
 
 # %%
 # On Colab: install the course and its data first (elsewhere this cell does nothing).
@@ -303,26 +304,69 @@ for _trial in range(30):
 
 # %% [raw]
 # # BEGIN QUESTION
-# name: q4_reading
-# points: 1
+# name: q4_part_scores
+# points: 2
 
 # %% [markdown]
-# **Q4 · Reading the chapter's table.** In section 5 of the chapter, the `full`
-# captioner on its own scores below nearest-neighbour retrieval on BLEU and chrF. Its
-# part scores show where the gap comes from. Which parts of the reference captions does
-# it recover clearly *less often* than retrieval? Set `answer` to one letter:
+# **Q4 · Where the gap comes from.** In section 5 of the chapter the `full` captioner
+# scores below nearest-neighbour retrieval on BLEU and chrF, and its *part scores* say
+# which words it misses. Compute them yourself. A caption is a list of lowercase tokens;
+# its **words** are the tokens with at least one letter or digit (`"."` is not one).
+# Given the set `template` of template words, a reference caption splits into:
 #
-# * `"a"` — the template words ("a", "the", "letter", …);
-# * `"b"` — the object word and the attributes ("apple" and "red" in "A red apple.");
-# * `"c"` — the full stop at the end.
+# * its template words (the words in `template`);
+# * its **object word**: the last word that is not a template word (none if there is
+#   no such word);
+# * its **attributes**: the other words that are not template words ("red" in
+#   `["a", "red", "apple", "."]`).
 #
-# Then think about why: which of them need the picture to be recognised?
+# Write `part_recall(hyps, refs, template)` for lists of token lists (one reference per
+# hypothesis). Return a dict with the keys `"template words"`, `"object word"` and
+# `"attributes"`, each a float in % (0–100): for the template words and the attributes,
+# the share of the references' tokens of that part that their hypothesis holds, counted
+# with multiplicity (a word needed twice is found at most as often as the hypothesis
+# has it), summed over the corpus; for the object word, the share of the references that
+# have one whose hypothesis holds it. Every part occurs in some reference.
+#
+# Then set `gap` to `{part: captioner − retrieval}` for the three parts, computed with
+# your function on the captions `references`, `retrieved` and `generated` of the cell
+# (captions of held-out stamps in the style of the chapter's). Which parts does the
+# captioner recover less often — and which of them need the picture to be recognised?
 
 # %% [raw]
 # # BEGIN SOLUTION
 
 # %%
-answer = "b"  # SOLUTION
+def part_recall(hyps, refs, template):
+    # BEGIN SOLUTION
+    found = {"template words": [0, 0], "object word": [0, 0], "attributes": [0, 0]}
+    for hyp, ref in zip(hyps, refs):
+        have = Counter(hyp)
+        words = [t for t in ref if any(c.isalnum() for c in t)]
+        content = [t for t in words if t not in template]
+        parts = {"template words": [t for t in words if t in template],
+                 "object word": content[-1:], "attributes": content[:-1]}
+        for key, need in parts.items():
+            need = Counter(need)
+            found[key][0] += sum(min(n, have[w]) for w, n in need.items())
+            found[key][1] += sum(need.values())
+    return {k: 100.0 * a / b for k, (a, b) in found.items()}
+    # END SOLUTION
+
+
+template = {"a", "the", "letter", "sign", "in", "of", "and", "with", "for", "on"}
+references = ["a red apple .", "the letter b in sign language .", "a small brown dog .",
+              "a yellow and black bee .", "the sign for house .", "a green frog on a leaf .",
+              "a blue whale .", "the letter k ."]
+retrieved = ["a red apple .", "the letter d in sign language .", "a brown horse .",
+             "a yellow bee on a flower .", "the sign for tree .", "a green frog .",
+             "a grey whale .", "the letter k ."]
+generated = ["a red fruit .", "the letter a in sign language .", "a dog .",
+             "a black bird .", "the sign for the .", "a green bird on a leaf .",
+             "a fish .", "the letter e ."]
+captioner = part_recall([h.split() for h in generated], [r.split() for r in references], template)  # SOLUTION
+retrieval = part_recall([h.split() for h in retrieved], [r.split() for r in references], template)  # SOLUTION
+gap = {k: captioner[k] - retrieval[k] for k in captioner}  # SOLUTION
 
 # %% [raw]
 # # END SOLUTION
@@ -331,11 +375,133 @@ answer = "b"  # SOLUTION
 # # BEGIN TESTS
 
 # %%
-assert answer in ("a", "b", "c"), f'answer must be "a", "b" or "c", not {answer!r}'
+_got = part_recall([["a", "red", "pear", "."]], [["a", "red", "apple", "."]], {"a"})
+assert isinstance(_got, dict) and set(_got) == {"template words", "object word", "attributes"}, \
+    f"part_recall should return a dict with the three parts as keys, got {_got!r}"
+assert _got == {"template words": 100.0, "object word": 0.0, "attributes": 100.0}, \
+    f"'a red pear .' for 'a red apple .': 'a' found, 'apple' missed, 'red' found; got {_got}"
+_got = part_recall([["the", "cat", "."], ["a", "dog", "dog", "."]],
+                   [["the", "the", "cat", "."], ["a", "big", "dog", "."]], {"a", "the"})
+assert abs(_got["template words"] - 200 / 3) < 1e-9, \
+    f"'the' is needed twice and found once, 'a' once: template words should be 66.67, got {_got['template words']}"
+assert isinstance(gap, dict) and set(gap) == set(_got), "gap should be a dict with the three parts as keys"
 
 # %%
 # HIDDEN
-assert answer == "b"
+from mmcourse.tasks.captioning import part_scores
+
+
+class _Words:
+    """A tokenizer for part_scores: the caption's tokens are its space-separated parts."""
+    def split(self, text):
+        return text.split()
+
+
+import random as _random
+
+_rng = _random.Random(hidden_seed(44))
+_vocab = ["a", "the", "of", "red", "big", "cat", "dog", "sign", "hat", "b", "7", "."]
+for _trial in range(20):
+    _template = set(_rng.sample(_vocab[:8], _rng.randint(1, 4)))
+    while True:
+        _refs = [[_rng.choice(_vocab) for _ in range(_rng.randint(1, 7))] for _ in range(_rng.randint(1, 6))]
+        _hyps = [[_rng.choice(_vocab) for _ in range(_rng.randint(0, 7))] for _ in _refs]
+        _want = part_scores([" ".join(h) for h in _hyps], [" ".join(r) for r in _refs], _template, _Words())
+        if all(v == v for v in _want.values()):  # every part occurs
+            break
+    assert_same(part_recall(_hyps, _refs, _template), _want, rtol=1e-9, what=f"part_recall (trial {_trial})")
+_template = set("a the letter sign in of and with for on".split())
+_refs = ("a red apple .|the letter b in sign language .|a small brown dog .|a yellow and black bee .|"
+         "the sign for house .|a green frog on a leaf .|a blue whale .|the letter k .").split("|")
+_scores = {name: part_scores(hyps.split("|"), _refs, _template, _Words()) for name, hyps in (
+    ("retrieved", "a red apple .|the letter d in sign language .|a brown horse .|a yellow bee on a "
+                  "flower .|the sign for tree .|a green frog .|a grey whale .|the letter k ."),
+    ("generated", "a red fruit .|the letter a in sign language .|a dog .|a black bird .|the sign "
+                  "for the .|a green bird on a leaf .|a fish .|the letter e ."))}
+assert_same(gap, {k: _scores["generated"][k] - _scores["retrieved"][k] for k in _scores["generated"]},
+            rtol=1e-9, atol=1e-9, what="gap")
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q5_masked_loss
+# points: 3
+
+# %% [markdown]
+# **Q5 · The training loss.** The captioner is trained on batches of captions padded to
+# the longest one: `targets` `(B, T)` holds `pad` after a caption's `<eos>`, and those
+# positions must not count. Its loss is the token cross-entropy with **label
+# smoothing** ε (the chapter's recipe uses ε = 0.1): the true token gets weight
+# 1 − ε + ε/V and every one of the V tokens (the true one included) ε/V, so that the
+# model is not pushed towards certainty. For one position with log-probabilities
+# $\log p = \operatorname{log\_softmax}(\text{logits})$ and true token $y$:
+#
+# $$\ell = (1 - \varepsilon)\,(-\log p_y) + \frac{\varepsilon}{V} \sum_{c=1}^{V} (-\log p_c).$$
+#
+# Write `masked_token_loss(logits, targets, pad, smoothing)`: `logits` `(B, T, V)`
+# float, `targets` `(B, T)` long. Return the mean of ℓ over the N positions whose target
+# is not `pad` (a 0-d tensor of the logits' dtype). Every batch has at least one real
+# token. Do not call `torch.nn.functional.cross_entropy`, `nll_loss` or `mmcourse`
+# (`torch.log_softmax` is allowed).
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def masked_token_loss(logits, targets, pad, smoothing):
+    # BEGIN SOLUTION
+    real = targets != pad
+    log_p = torch.log_softmax(logits, -1)
+    nll = -log_p.gather(-1, targets.masked_fill(~real, 0)[..., None])[..., 0]
+    loss = (1 - smoothing) * nll + smoothing * -log_p.mean(-1)
+    return loss[real].sum() / real.sum()
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+# V = 2 tokens, equal logits: -log p = log 2 at every position, whatever the smoothing
+_logits = torch.zeros(1, 3, 2, dtype=torch.float64)
+_loss = masked_token_loss(_logits, torch.tensor([[1, 1, 0]]), pad=0, smoothing=0.1)
+assert isinstance(_loss, torch.Tensor) and _loss.shape == (), \
+    f"masked_token_loss should return a 0-d tensor, got {_loss!r}"
+assert abs(float(_loss) - math.log(2)) < 1e-9, f"expected log 2 = 0.6931, got {float(_loss):.4f}"
+# one real token, one padded: only the first counts
+_logits = torch.tensor([[[math.log(3), 0.0], [0.0, 5.0]]], dtype=torch.float64)  # p = (3/4, 1/4) at t = 0
+_loss = masked_token_loss(_logits, torch.tensor([[0, 2]]), pad=2, smoothing=0.0)
+assert abs(float(_loss) - math.log(4 / 3)) < 1e-9, \
+    f"the padded position must not count: expected -log(3/4) = 0.2877, got {float(_loss):.4f}"
+_loss = masked_token_loss(_logits, torch.tensor([[0, 2]]), pad=2, smoothing=0.2)
+_want = 0.8 * math.log(4 / 3) + 0.1 * (math.log(4 / 3) + math.log(4))
+assert abs(float(_loss) - _want) < 1e-9, f"with smoothing 0.2: expected {_want:.4f}, got {float(_loss):.4f}"
+
+# %%
+# HIDDEN
+from mmcourse.nn.seq2seq import sequence_loss
+
+_g = torch.Generator().manual_seed(hidden_seed(11))
+for _b, _t, _v, _eps, _pad in ((1, 1, 2, 0.0, 0), (2, 5, 7, 0.1, 0), (4, 9, 30, 0.25, 3),
+                               (8, 12, 50, 0.1, 0), (3, 6, 5, 0.5, 4)):
+    _logits = 4 * torch.randn(_b, _t, _v, generator=_g, dtype=torch.float64)
+    _targets = torch.randint(0, _v, (_b, _t), generator=_g)
+    _lengths = torch.randint(1, _t + 1, (_b,), generator=_g)
+    _targets[torch.arange(_t)[None, :] >= _lengths[:, None]] = _pad
+    _targets[0, 0] = (_pad + 1) % _v
+    _want = sequence_loss(_logits, _targets, pad=_pad, label_smoothing=_eps)
+    with forbidding("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss",
+                    "mmcourse.nn.seq2seq.sequence_loss"):
+        _got = masked_token_loss(_logits, _targets, _pad, _eps)
+    assert_same(_got, _want, rtol=1e-9, atol=1e-12, what=f"masked_token_loss(B={_b}, T={_t}, V={_v})")
 
 # %% [raw]
 # # END TESTS

@@ -31,8 +31,9 @@
 # examples. Do not delete or reorder cells.
 #
 # You will write the pieces of CTC and its evaluation yourself: the collapsing map, one
-# step of the forward (α) recursion and the edit distance behind CER and WER, then
-# read off what a decoder's output means.
+# step of the forward (α) recursion and the edit distance behind CER and WER, read off
+# what a decoder's output means, then write the whole CTC loss in log space and a
+# prefix beam search.
 
 # %%
 # On Colab: install the course and its data first (elsewhere this cell does nothing).
@@ -50,6 +51,9 @@ from mmcourse.grading.feedback import Notebook
 grader = Notebook("08_speech_recognition.ipynb")
 
 # %%
+import math
+
+import numpy as np
 import torch
 
 from mmcourse.tasks import ctc
@@ -305,6 +309,207 @@ assert answer in ("a", "b", "c", "d"), f"answer should be one of 'a', 'b', 'c', 
 # HIDDEN
 assert abs(p_empty - 0.36) < 1e-9 and abs(p_a - 0.64) < 1e-9
 assert answer == "b"
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q5_ctc_loss
+# points: 3
+
+# %% [markdown]
+# **Q5 · The CTC loss of a whole labelling.** Write `ctc_nll(log_probs, labels,
+# blank=0)`: the CTC loss $-\log p(\ell \mid x)$ of one utterance, by the full forward
+# recursion of Q2 **in log space**.
+#
+# * `log_probs` — a float64 tensor `(T, C)`: log y_t(k) for every frame and symbol;
+# * `labels` — the labelling ℓ, a list of S ≥ 1 ints (no blanks; letters may repeat).
+#
+# Build the extended labelling ℓ′ (2S + 1 symbols), start with
+# α_0(0) = y_0(blank), α_0(1) = y_0(ℓ′_1) and α_0(s) = 0 for s ≥ 2, apply the step of Q2
+# for t = 1 … T − 1, and end on the last label or the blank after it:
+# p(ℓ | x) = α_{T−1}(2S) + α_{T−1}(2S − 1). Keep log α instead of α (a product of
+# hundreds of probabilities is 0 in float64): a sum of probabilities becomes
+# `torch.logsumexp` of their logs, and log 0 is `-inf`. Return the loss as a Python
+# float. Every test has enough frames to spell ℓ. Do not call
+# `torch.nn.functional.ctc_loss` or `mmcourse.tasks.ctc`.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def ctc_nll(log_probs, labels, blank=0):
+    # BEGIN SOLUTION
+    extended = [blank]
+    for label in labels:
+        extended += [label, blank]
+    neg = torch.tensor(float("-inf"), dtype=log_probs.dtype)
+    alpha = [neg] * len(extended)
+    alpha[0], alpha[1] = log_probs[0, blank], log_probs[0, extended[1]]
+    for t in range(1, log_probs.shape[0]):
+        new = []
+        for s, symbol in enumerate(extended):
+            terms = [alpha[s]] + ([alpha[s - 1]] if s >= 1 else [])
+            if s >= 2 and symbol != blank and symbol != extended[s - 2]:
+                terms.append(alpha[s - 2])
+            new.append(torch.logsumexp(torch.stack(terms), 0) + log_probs[t, symbol])
+        alpha = new
+    return -float(torch.logaddexp(alpha[-1], alpha[-2]))
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+# two frames, symbols (blank, a): "a" has three paths, a-, -a and aa
+_lp = torch.log(torch.tensor([[0.6, 0.4], [0.6, 0.4]], dtype=torch.float64))
+_got = ctc_nll(_lp, [1])
+assert isinstance(_got, float), f"ctc_nll should return a float, got {type(_got).__name__}"
+assert abs(_got + math.log(0.64)) < 1e-9, f"ctc_nll(two frames, [1]): expected -log 0.64 = 0.4463, got {_got:.4f}"
+# "aa" in three frames: the only path is a, blank, a
+_lp = torch.log(torch.tensor([[0.5, 0.5], [0.3, 0.7], [0.2, 0.8]], dtype=torch.float64))
+_got = ctc_nll(_lp, [1, 1])
+assert abs(_got + math.log(0.5 * 0.3 * 0.8)) < 1e-9, \
+    f"ctc_nll(three frames, [1, 1]): the repeat needs a blank between, expected {-math.log(0.12):.4f}, got {_got:.4f}"
+# 2,000 frames: α itself would be 0, its log is not
+_lp = torch.full((2000, 3), math.log(1 / 3), dtype=torch.float64)
+_got = ctc_nll(_lp, [1, 2])
+assert abs(_got - 2169.998) < 1e-2, f"ctc_nll(2000 uniform frames, [1, 2]) should be 2000·log 3 − log(number of paths) ≈ 2170.0, got {_got}"
+
+# %%
+# HIDDEN
+import torch.nn.functional as _F
+
+_g = torch.Generator().manual_seed(hidden_seed(55))
+for _trial in range(16):
+    _c = int(torch.randint(2, 7, (), generator=_g))
+    _blank = 0 if _trial % 4 else _c - 1
+    _s = 1 if _trial % 5 == 0 else int(torch.randint(1, 6, (), generator=_g))
+    _labels = [int(x) for x in torch.randint(0, _c - 1, (_s,), generator=_g)]
+    _labels = [x + (x >= _blank) for x in _labels]     # any symbol but the blank
+    if _s >= 2 and _trial % 2:
+        _labels[1] = _labels[0]                        # a repeated letter
+    _t = 2 * _s + int(torch.randint(0, 6, (), generator=_g)) + (600 if _trial % 6 == 1 else 0)
+    _lp = (3 * torch.randn(_t, _c, generator=_g, dtype=torch.float64)).log_softmax(-1)
+    _want = float(_F.ctc_loss(_lp[:, None], torch.tensor([_labels]), torch.tensor([_t]),
+                              torch.tensor([_s]), blank=_blank, reduction="sum"))
+    with forbidding("torch.nn.functional.ctc_loss", "torch.ctc_loss",
+                    "mmcourse.tasks.ctc.ctc_loss", "mmcourse.tasks.ctc.ctc_forward"):
+        _got = ctc_nll(_lp, _labels, blank=_blank)
+    assert_same(_got, _want, rtol=1e-7, atol=1e-7, what=f"ctc_nll(T={_t}, labels={_labels}, blank={_blank})")
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q6_prefix_beam
+# points: 3
+
+# %% [markdown]
+# **Q6 · Prefix beam search.** Greedy decoding finds the best *path*; a prefix beam
+# search looks for the best *labelling* (Q4) while keeping only `beam` candidates.
+# Write `prefix_beam(log_probs, beam, blank=0)` for one utterance, `log_probs` a float64
+# tensor `(T, C)`. Each prefix (a tuple of labels so far) carries two log-probabilities:
+# $p_b$, of its paths that end in a blank, and $p_{nb}$, of those that end in its last
+# label. Start from the empty prefix with $p_b = 0$ (= log 1) and $p_{nb} = -\infty$.
+# At each frame, with $p = p_b ⊕ p_{nb}$ (⊕ adds probabilities: `logaddexp`) and y the
+# frame's log-probabilities, every kept prefix tries every symbol c:
+#
+# * c = blank: the prefix stays, its new $p_b$ gets $p + y(\text{blank})$;
+# * c = the prefix's last label: the repeat merges, the prefix stays and its new
+#   $p_{nb}$ gets $p_{nb} + y(c)$; **and** prefix + c (the same letter again, after a
+#   blank) gets, in its new $p_{nb}$, $p_b + y(c)$;
+# * any other c: prefix + c gets, in its new $p_{nb}$, $p + y(c)$.
+#
+# A prefix reached in several ways adds (⊕) what it gets. Then keep the `beam` prefixes
+# with the highest $p_b ⊕ p_{nb}$ and go to the next frame. Return `(labels, score)` for
+# the best prefix after the last frame: its labels as a list of ints and its
+# $p_b ⊕ p_{nb}$ as a float. Do not call `mmcourse.tasks.ctc`.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def prefix_beam(log_probs, beam, blank=0):
+    # BEGIN SOLUTION
+    inf = float("-inf")
+
+    def add(a, b):
+        return b if a == inf else a if b == inf else float(np.logaddexp(a, b))
+
+    beams = {(): (0.0, inf)}
+    for frame in log_probs.tolist():
+        nxt = {}
+
+        def give(prefix, pb=inf, pnb=inf):
+            old_b, old_nb = nxt.get(prefix, (inf, inf))
+            nxt[prefix] = (add(old_b, pb), add(old_nb, pnb))
+
+        for prefix, (pb, pnb) in beams.items():
+            total = add(pb, pnb)
+            for c, y in enumerate(frame):
+                if c == blank:
+                    give(prefix, pb=total + y)
+                elif prefix and c == prefix[-1]:
+                    give(prefix, pnb=pnb + y)
+                    give(prefix + (c,), pnb=pb + y)
+                else:
+                    give(prefix + (c,), pnb=total + y)
+        ranked = sorted(nxt.items(), key=lambda kv: -add(*kv[1]))
+        beams = dict(ranked[:beam])
+    best, (pb, pnb) = max(beams.items(), key=lambda kv: add(*kv[1]))
+    return list(best), add(pb, pnb)
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+# Q4's two frames: greedy says "", the search finds "a" with p = 0.64
+_lp = torch.log(torch.tensor([[0.6, 0.4], [0.6, 0.4]], dtype=torch.float64))
+_got = prefix_beam(_lp, beam=4)
+assert isinstance(_got, tuple) and len(_got) == 2, f"prefix_beam should return (labels, score), got {_got!r}"
+assert _got[0] == [1], f"prefix_beam(Q4's frames, 4): expected the labels [1], got {_got[0]}"
+assert abs(_got[1] - math.log(0.64)) < 1e-9, f"its score: expected log 0.64 = -0.4463, got {_got[1]:.4f}"
+# a blank between two 1s spells [1, 1]
+_lp = torch.log(torch.tensor([[0.1, 0.9], [0.9, 0.1], [0.1, 0.9]], dtype=torch.float64))
+_got = prefix_beam(_lp, beam=4)
+assert _got[0] == [1, 1], f"prefix_beam on frames 1, blank, 1: expected [1, 1], got {_got[0]}"
+
+# %%
+# HIDDEN
+import math as _math
+
+_g = torch.Generator().manual_seed(hidden_seed(66))
+for _trial in range(16):
+    _c = int(torch.randint(2, 5, (), generator=_g))
+    _beam = int(torch.randint(_c, 9, (), generator=_g))
+    _blank = 0 if _trial % 3 else _c - 1
+    _t = int(torch.randint(1, 12, (), generator=_g))
+    _lp = (1.5 * torch.randn(_t, _c, generator=_g, dtype=torch.float64)).log_softmax(-1)
+    _lp[:, _blank] += 0.7 * (_trial % 2)                 # blanks win often
+    _lp = _lp.log_softmax(-1).clamp(min=-11.0).log_softmax(-1)
+    _labels, _score = ctc.prefix_beam_search(_lp, beam=_beam, blank=_blank)[0]
+    with forbidding("mmcourse.tasks.ctc.prefix_beam_search", "mmcourse.tasks.ctc.beam_decode"):
+        _got = prefix_beam(_lp, _beam, blank=_blank)
+    assert_same(_got, (_labels, _score), rtol=1e-7, atol=1e-9,
+                what=f"prefix_beam(T={_t}, C={_c}, beam={_beam}, blank={_blank})")
 
 # %% [raw]
 # # END TESTS

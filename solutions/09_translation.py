@@ -30,9 +30,10 @@
 # instructor grades with more, hidden tests, so make your code correct, not just the
 # examples. Do not delete or reorder cells.
 #
-# You will write one step of additive attention, train-time (teacher-forced) and
-# test-time (free-running) decoding of a toy model, compare two systems fold by fold
-# (the paired difference), and learn a word lexicon with IBM Model 1.
+# You will write the translator's mix of generating and copying, train-time
+# (teacher-forced) and test-time (free-running) decoding of a toy model, measure how
+# often it errs after its own mistakes, compare two systems fold by fold (the paired
+# difference), and learn a word lexicon with IBM Model 1.
 
 # %%
 # On Colab: install the course and its data first (elsewhere this cell does nothing).
@@ -57,34 +58,48 @@ from mmcourse.nn import seq2seq
 
 # %% [raw]
 # # BEGIN QUESTION
-# name: q1_attention_step
+# name: q1_copy_mixture
 # points: 3
 
 # %% [markdown]
-# **Q1 · One attention step.** Write `attention_step(query, keys, mask, W_q, W_k, b_k, v)`
-# for one decoder step of additive (Bahdanau) attention over a batch:
+# **Q1 · Generate or copy.** The chapter's translator (`CopyDecoder`, a
+# pointer-generator) writes each French word from a mixture: with probability $g$ it
+# *generates* from its vocabulary of V words, with probability $1 - g$ it *copies* a
+# memory row (a source word, or a word of the retrieved caption):
 #
-# * `query` `(B, H)`: the decoder's hidden state $h_{t-1}$;
-# * `keys` `(B, M, D)`: the memory, one row per source word (or picture);
-# * `mask` `(B, M)` bool: True where the row is real, False at padding;
-# * `W_q` `(A, H)`, `W_k` `(A, D)`, `b_k` `(A,)`, `v` `(A,)`: the parameters.
+# $$p(w) = g\, p_{\text{vocab}}(w) + (1 - g) \sum_{m:\ s_m = w} \beta_m, \qquad
+#   g = \sigma(\text{gate\_score}), \qquad p_{\text{vocab}} = \operatorname{softmax}(\text{logits}).$$
 #
-# The score of row $m$ is $e_m = v^\top \tanh(W_q h + W_k k_m + b_k)$; padded rows get
-# weight 0, the others $\alpha_m = e^{e_m} / \sum_{m' \text{ real}} e^{e_{m'}}$; the
-# context is $c = \sum_m \alpha_m k_m$. Return `(context (B, D), weights (B, M))`.
-# Use tensor operations only (`torch.softmax` is allowed); do not call anything from
-# `mmcourse`. Every row of `mask` has at least one True.
+# Write `copy_mixture(logits, gate_score, beta, sources, pad=0)` for K decoder steps
+# over a memory of M rows (all float tensors float32):
+#
+# * `logits` `(K, V)`: the generator's scores over the vocabulary;
+# * `gate_score` `(K,)`: the gate before the sigmoid;
+# * `beta` `(K, M)`: the copy attention's weights (0 on rows that are not words);
+# * `sources` `(K, M)` long: the id of each memory row's word in the **extended
+#   vocabulary** of size V + M (ids below V are vocabulary words; a source word the
+#   vocabulary lacks gets an id ≥ V), and `pad` for rows that are not words (the
+#   picture, padding). Two rows holding the same word have the same id.
+#
+# Return the probabilities `(K, V + M)`: $p_{\text{vocab}}(w)$ is 0 for the ids ≥ V, and
+# the copy part of an id adds the weights of **every** row holding it. A step with no
+# word row to copy (every `sources` entry is `pad`) only generates: $g = 1$ there.
+# Use tensor operations (`torch.softmax`, `torch.sigmoid`, `scatter_add` …); do not
+# call anything from `mmcourse`.
 
 # %% [raw]
 # # BEGIN SOLUTION
 
 # %%
-def attention_step(query, keys, mask, W_q, W_k, b_k, v):
+def copy_mixture(logits, gate_score, beta, sources, pad=0):
     # BEGIN SOLUTION
-    energy = torch.tanh((query @ W_q.T)[:, None, :] + keys @ W_k.T + b_k) @ v
-    weights = torch.softmax(energy.masked_fill(~mask, float("-inf")), dim=-1)
-    context = (weights[..., None] * keys).sum(1)
-    return context, weights
+    k, v = logits.shape
+    words = sources != pad
+    gate = torch.sigmoid(gate_score)
+    gate = torch.where(words.any(-1), gate, torch.ones_like(gate))[:, None]
+    generated = torch.cat([torch.softmax(logits, -1), logits.new_zeros(k, sources.shape[1])], 1)
+    copied = torch.zeros_like(generated).scatter_add(1, sources, beta * words)
+    return gate * generated + (1 - gate) * copied
     # END SOLUTION
 
 
@@ -95,36 +110,49 @@ def attention_step(query, keys, mask, W_q, W_k, b_k, v):
 # # BEGIN TESTS
 
 # %%
-_q = torch.tensor([[1.0, 0.0]])
-_k = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])
-_mask = torch.tensor([[True, True, False]])
-_eye = torch.eye(2)
-_c, _w = attention_step(_q, _k, _mask, _eye, _eye, torch.zeros(2), torch.ones(2))
-assert _w.shape == (1, 3) and _c.shape == (1, 2), \
-    f"attention_step on B=1, M=3, D=2: expected shapes (1, 3) and (1, 2), got {tuple(_w.shape)} and {tuple(_c.shape)}"
-assert abs(float(_w[0, 2])) < 1e-7, f"a padded row must get weight 0, got {float(_w[0, 2])}"
-assert abs(float(_w.sum()) - 1) < 1e-6, f"the weights must sum to 1, got {float(_w.sum())}"
-assert abs(float(_w[0, 0]) - 0.482356) < 1e-4, f"weight of row 0: expected 0.4824, got {float(_w[0, 0]):.4f}"
+# V = 3 vocabulary words, M = 3 rows: word 2, an unknown source word (id V + 0 = 3), padding
+_p = copy_mixture(torch.zeros(1, 3), torch.zeros(1), torch.tensor([[0.25, 0.75, 0.0]]),
+                  torch.tensor([[2, 3, 0]]))
+assert _p.shape == (1, 6), f"copy_mixture(...) with V = 3, M = 3: expected shape (1, 6), got {tuple(_p.shape)}"
+_want = torch.tensor([[1 / 6, 1 / 6, 1 / 6 + 0.125, 0.375, 0.0, 0.0]])
+assert torch.allclose(_p, _want, atol=1e-6), \
+    f"g = σ(0) = 0.5, p_vocab = 1/3 each: expected {[round(x, 4) for x in _want[0].tolist()]}, got {[round(x, 4) for x in _p[0].tolist()]}"
+_p = copy_mixture(torch.zeros(1, 3), torch.zeros(1), torch.zeros(1, 2), torch.tensor([[0, 0]]))
+assert torch.allclose(_p, torch.tensor([[1 / 3, 1 / 3, 1 / 3, 0.0, 0.0]]), atol=1e-6), \
+    f"with no word to copy the step only generates (g = 1): expected [1/3, 1/3, 1/3, 0, 0], got {_p[0].tolist()}"
 
 # %%
 # HIDDEN
 from mmcourse.grading.hidden import assert_same, forbidding, hidden_seed
+from mmcourse.tasks.translation import CopyDecoder
 
 _g = torch.Generator().manual_seed(hidden_seed(9))
-for _b, _m, _d, _h, _a in ((1, 1, 3, 2, 4), (4, 7, 5, 6, 3), (8, 12, 16, 10, 8)):
-    _ref = seq2seq.AdditiveAttention(_h, _d, _a).double()
+for _k, _m, _v, _d in ((1, 1, 5, 3), (4, 6, 9, 4), (8, 12, 30, 6), (5, 3, 4, 2)):
+    torch.manual_seed(hidden_seed(90 + _k))
+    _dec = CopyDecoder(_v, _d, embed_dim=5, hidden_dim=7, attention_dim=4, dropout=0.0).eval()
+    _h = torch.randn(_k, 7, generator=_g)
+    _memory = torch.randn(_k, _m, _d, generator=_g)
+    _mask = torch.rand(_k, _m, generator=_g) < 0.8
+    _mask[:, 0] = True
+    _sources = torch.randint(4, _v + _m, (_k, _m), generator=_g)
+    _sources[:, -1] = _sources[:, 0]                   # the same word twice
+    _sources[torch.rand(_k, _m, generator=_g) < 0.2] = 0  # rows that are not words
+    _sources[~_mask] = 0
+    _sources[-1] = 0                                   # a step with nothing to copy
+    _features = 3 * torch.randn(_k, 7 + _d + 5, generator=_g)
+    _logits = 3 * torch.randn(_k, _v, generator=_g)
     with torch.no_grad():
-        for _p in _ref.parameters():
-            _p.copy_(torch.randn(_p.shape, generator=_g, dtype=torch.float64))
-    _query = torch.randn(_b, _h, generator=_g, dtype=torch.float64)
-    _keys = torch.randn(_b, _m, _d, generator=_g, dtype=torch.float64)
-    _lengths = torch.randint(1, _m + 1, (_b,), generator=_g)
-    _mask = torch.arange(_m)[None, :] < _lengths[:, None]
-    _want_c, _want_w = _ref(_query, _keys, _mask)
-    with forbidding("mmcourse.nn.seq2seq.AdditiveAttention.forward"):  # tensor operations only
-        _got = attention_step(_query, _keys, _mask, _ref.query.weight, _ref.key.weight,
-                              _ref.key.bias, _ref.score.weight[0])
-    assert_same(_got, (_want_c, _want_w), atol=1e-9, what="attention_step(...)")
+        _beta = _dec.copy_attention(_h, _memory, (_sources != 0) & _mask)[1]
+        _score = _dec.gate(_features)[:, 0]
+        _want = _dec.copy_mixture(_logits, _features, _h, _memory, _mask, _sources, _m).exp()
+    with forbidding("mmcourse.nn.seq2seq.AttentionDecoder.copy_mixture"):
+        _got = copy_mixture(_logits, _score, _beta, _sources, 0)
+    assert_same(_got, _want, rtol=1e-5, atol=1e-6, what="copy_mixture(...)")
+# another pad id
+_got = copy_mixture(torch.zeros(2, 2), torch.tensor([0.0, 5.0]), torch.tensor([[1.0, 0.0], [0.0, 0.0]]),
+                    torch.tensor([[3, 1], [1, 1]]), pad=1)
+assert_same(_got, torch.tensor([[0.25, 0.25, 0.0, 0.5], [0.5, 0.5, 0.0, 0.0]]), atol=1e-6,
+            what="copy_mixture(..., pad=1)")
 
 # %% [raw]
 # # END TESTS
@@ -227,21 +255,62 @@ assert free_running(_cycle, 0, 1, 0) == []
 # %% [raw]
 # # BEGIN QUESTION
 # name: q3_exposure
-# points: 1
+# points: 2
 
 # %% [markdown]
-# **Q3 · The price of teacher forcing.** With the toy table of the public test of Q2
-# and the sentence "un chat" (`[2, 3, 1]`): the teacher-forced loss is small, yet the
-# model says "un chien". Set `first_wrong` to the position (0-based) of the first token
-# where `free_running` differs from the target, and `p_target_free` to the probability
-# that the model, sampling freely from `bos`, produces exactly `[2, 3, 1]` (a float).
+# **Q3 · Errors after a wrong word.** Teacher forcing trains every step on the *true*
+# previous word; free running feeds the model its *own* previous word. Does a mistake
+# make the next one more likely? Measure it with the toy decoder of Q2.
+#
+# Write `exposure_counts(table, targets, bos, eos)`. For every sentence `y` of `targets`
+# (a list of lists of ints, each ending with `eos`, L tokens), run `free_running(table,
+# bos, eos, L)` (your Q2 answer: it stops after `eos` or after L tokens) and call its
+# output ŷ. Each position t of ŷ (0-based, t < len(ŷ)) is one step: it is an **error**
+# when ŷ_t ≠ y_t; it comes **after a right word** when the word the model just read
+# was the true one (t = 0, where both read `bos`, or ŷ_{t−1} = y_{t−1}), else **after a
+# wrong word**. Also count the teacher-forced steps: at each of the L positions of every
+# sentence, predict the most likely next word after the **true** previous word (`bos`
+# first); an error when it differs from y_t.
+#
+# Return a dict of three `(errors, steps)` tuples of ints, summed over all sentences:
+# `{"teacher forced": …, "after a right word": …, "after a wrong word": …}`.
+#
+# Then set `measured` to what your function returns for the toy table `toy_table` and
+# the sentences `toy_targets` of the cell (a bigram model fitted by teacher forcing
+# on a few French phrases). Compare the error rates: how much more often does the model
+# err after its own mistake than after a right word?
 
 # %% [raw]
 # # BEGIN SOLUTION
 
 # %%
-first_wrong = 1  # SOLUTION
-p_target_free = 0.9 * 0.4 * 0.9  # SOLUTION
+def exposure_counts(table, targets, bos, eos):
+    # BEGIN SOLUTION
+    counts = {"teacher forced": [0, 0], "after a right word": [0, 0], "after a wrong word": [0, 0]}
+    for y in targets:
+        for previous, word in zip([bos] + list(y[:-1]), y):
+            counts["teacher forced"][0] += int(torch.argmax(table[previous])) != word
+            counts["teacher forced"][1] += 1
+        out = free_running(table, bos, eos, len(y))
+        for t, word in enumerate(out):
+            key = "after a right word" if t == 0 or out[t - 1] == y[t - 1] else "after a wrong word"
+            counts[key][0] += word != y[t]
+            counts[key][1] += 1
+    return {k: (int(e), int(n)) for k, (e, n) in counts.items()}
+    # END SOLUTION
+
+
+# tokens: 0 <bos>, 1 <eos>, 2 un, 3 une, 4 chat, 5 chien, 6 maison, 7 noir, 8 rouge, 9 petit
+toy_corpus = [[2, 4, 7, 1], [2, 4, 1], [2, 9, 4, 7, 1], [2, 5, 7, 1], [3, 6, 8, 1],
+              [3, 6, 1], [2, 9, 5, 1], [3, 6, 7, 1], [2, 4, 8, 1], [3, 9, 6, 8, 1]]
+toy_counts = torch.full((10, 10), 0.1)
+for _sentence in toy_corpus:
+    for _a, _b in zip([0] + _sentence[:-1], _sentence):
+        toy_counts[_a, _b] += 1
+toy_table = torch.log(toy_counts / toy_counts.sum(1, keepdim=True))
+toy_targets = [[3, 6, 7, 1], [2, 5, 1], [3, 9, 4, 8, 1], [2, 9, 6, 7, 1], [3, 5, 8, 1],
+               [2, 4, 7, 1], [3, 6, 8, 1], [2, 5, 7, 1]]
+measured = exposure_counts(toy_table, toy_targets, 0, 1)  # SOLUTION
 
 # %% [raw]
 # # END SOLUTION
@@ -250,14 +319,57 @@ p_target_free = 0.9 * 0.4 * 0.9  # SOLUTION
 # # BEGIN TESTS
 
 # %%
-assert isinstance(first_wrong, int) and isinstance(p_target_free, float), \
-    "first_wrong should be an int and p_target_free a float"
-assert 0 <= first_wrong <= 2 and 0 < p_target_free < 1
+# the table of Q2's public test and the target "un chat": the model says "un chien"
+_p = torch.tensor([[0.0, 0.0, 0.9, 0.05, 0.05], [0.0, 1.0, 0.0, 0.0, 0.0],
+                   [0.0, 0.1, 0.0, 0.4, 0.5], [0.0, 0.9, 0.0, 0.05, 0.05],
+                   [0.0, 0.9, 0.0, 0.05, 0.05]])
+_got = exposure_counts(torch.log(_p.clamp(min=1e-9)), [[2, 3, 1]], 0, 1)
+assert isinstance(_got, dict) and set(_got) == {"teacher forced", "after a right word", "after a wrong word"}, \
+    f"exposure_counts should return a dict with three keys, got {_got!r}"
+assert _got["teacher forced"] == (1, 3), f"teacher forced on [2, 3, 1]: 'chat' is missed, expected (1, 3), got {_got['teacher forced']}"
+assert _got["after a right word"] == (1, 2), f"after a right word: 'un' right, 'chien' wrong, expected (1, 2), got {_got['after a right word']}"
+assert _got["after a wrong word"] == (0, 1), f"after 'chien' the model writes <eos>, which is right: expected (0, 1), got {_got['after a wrong word']}"
+assert isinstance(measured, dict) and set(measured) == set(_got), "measured should be what exposure_counts returns"
 
 # %%
 # HIDDEN
-assert first_wrong == 1
-assert abs(p_target_free - 0.324) < 1e-3
+def _reference_counts(table, targets, bos, eos):
+    counts = {"teacher forced": [0, 0], "after a right word": [0, 0], "after a wrong word": [0, 0]}
+    for y in targets:
+        for a, b in zip([bos] + list(y[:-1]), y):
+            counts["teacher forced"][0] += int(torch.argmax(table[a])) != b
+            counts["teacher forced"][1] += 1
+        out, tok = [], bos
+        while len(out) < len(y):
+            tok = int(torch.argmax(table[tok]))
+            out.append(tok)
+            if tok == eos:
+                break
+        for t, w in enumerate(out):
+            key = "after a right word" if t == 0 or out[t - 1] == y[t - 1] else "after a wrong word"
+            counts[key][0] += w != y[t]
+            counts[key][1] += 1
+    return {k: (int(e), int(n)) for k, (e, n) in counts.items()}
+
+
+_g = torch.Generator().manual_seed(hidden_seed(33))
+for _v in (3, 5, 8, 12):
+    for _ in range(4):
+        _table = torch.log_softmax(2 * torch.randn(_v, _v, generator=_g, dtype=torch.float64), -1)
+        _targets = [torch.randint(2, _v, (int(torch.randint(0, 6, (1,), generator=_g)),),
+                                  generator=_g).tolist() + [1] for _ in range(6)]
+        _targets.append([int(torch.argmax(_table[0]))] + _targets[0])  # a right first word
+        assert_same(exposure_counts(_table, _targets, 0, 1), _reference_counts(_table, _targets, 0, 1),
+                    what=f"exposure_counts(V={_v})")
+_counts = torch.full((10, 10), 0.1)
+for _sentence in [[2, 4, 7, 1], [2, 4, 1], [2, 9, 4, 7, 1], [2, 5, 7, 1], [3, 6, 8, 1],
+                  [3, 6, 1], [2, 9, 5, 1], [3, 6, 7, 1], [2, 4, 8, 1], [3, 9, 6, 8, 1]]:
+    for _before, _after in zip([0] + _sentence[:-1], _sentence):
+        _counts[_before, _after] += 1
+_want = _reference_counts(torch.log(_counts / _counts.sum(1, keepdim=True)),
+                          [[3, 6, 7, 1], [2, 5, 1], [3, 9, 4, 8, 1], [2, 9, 6, 7, 1], [3, 5, 8, 1],
+                           [2, 4, 7, 1], [3, 6, 8, 1], [2, 5, 7, 1]], 0, 1)
+assert_same(measured, _want, what="measured")
 
 # %% [raw]
 # # END TESTS
