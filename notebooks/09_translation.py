@@ -860,5 +860,6 @@ assert words(example.loc["The letter k.", cols[3]]) == "la lettre k de couleur p
 # do. A test set built for it — captions whose translation depends on the picture, such
 # as an unknown noun whose gender only the picture reveals — and a picture feature that
 # names objects rather than summarising a drawing would be the next experiments. The
-# exercise works through one attention step, teacher forcing against free running, the
-# paired comparison of two systems over folds, and IBM Model 1's EM steps.
+# exercise works through the copy mixture, teacher forcing against free running, how
+# often a word goes wrong after a right word and after a wrong one when the model feeds
+# itself, the paired comparison of two systems over folds, and IBM Model 1's EM steps.
