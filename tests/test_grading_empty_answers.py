@@ -46,9 +46,9 @@ def additive_attention(query, keys, mask, W_q, W_k, b_k, v):
 def alpha_step(alpha_prev, probs_t, extended, blank=0):
     return alpha_prev.new_empty((0, *alpha_prev.shape))
 """),
-    ("09_translation", "q1_attention_step"): ("attention_step", """
-def attention_step(query, keys, mask, W_q, W_k, b_k, v):
-    return keys.new_empty((0, keys.shape[0], keys.shape[2])), keys.new_empty((0, *mask.shape))
+    ("09_translation", "q1_copy_mixture"): ("copy_mixture", """
+def copy_mixture(logits, gate_score, beta, sources, pad=0):
+    return logits.new_empty((0, logits.shape[0], logits.shape[1] + sources.shape[1]))
 """),
 }
 
