@@ -129,15 +129,15 @@ def test_a_grading_process_killed_or_stalled_costs_its_submission_only(tmp_path,
         return original(path, *args)
 
     monkeypatch.setattr(grader, "_grade_one", fragile)
-    monkeypatch.setattr(grader, "GRADING_MARGIN", 20)
+    monkeypatch.setattr(grader, "GRADING_MARGIN", 4)
     out = tmp_path / "grades.csv"
     tic = time.monotonic()
-    grades = grade_folder(folder, out, timeout=10)
+    grades = grade_folder(folder, out, timeout=3)
     assert time.monotonic() - tic < 200
     rows = _rows(out)
     assert sorted(rows) == sorted(f"{NAME[:3]}{n}.ipynb" for n in ("a_killed", "b_fine", "c_stalls"))
     assert "killed by SIGKILL" in rows[f"{NAME[:3]}a_killed.ipynb"]["reasons"]
-    assert "ran past 40 s" in rows[f"{NAME[:3]}c_stalls.ipynb"]["reasons"]
+    assert "ran past 10 s" in rows[f"{NAME[:3]}c_stalls.ipynb"]["reasons"]
     assert "could not finish" not in rows[f"{NAME[:3]}b_fine.ipynb"]["reasons"]
     possible = sum(grader.question_points(ROOT / "grading" / "autograders" / f"{NAME}.zip").values())
     assert all(float(r["possible"]) == possible and float(r["total"]) == 0 for r in rows.values())
