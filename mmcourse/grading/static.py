@@ -49,28 +49,33 @@ def forbidden_names(tests: dict) -> dict[str, list[str]]:
     passed to it by name (``forbidding(*_NO_CONV)``), defined in any earlier case."""
     tuples: dict[str, list[str]] = {}
     found: dict[str, list[str]] = {}
+    for question, tree in _test_trees(tests):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                    and isinstance(node.targets[0], ast.Name):
+                strings = _strings(node.value)
+                if strings is not None:
+                    tuples[node.targets[0].id] = strings
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id == "forbidding":
+                for arg in node.args:
+                    if isinstance(arg, ast.Starred) and isinstance(arg.value, ast.Name):
+                        names = tuples.get(arg.value.id, [])
+                    else:
+                        names = _strings(arg) or []
+                    found.setdefault(question, [])
+                    found[question] += [n for n in names if n not in found[question]]
+    return found
+
+
+def _test_trees(tests: dict):
+    """(question, syntax tree) of every test case that parses, in the archive's order."""
     for question, (_, cases) in tests.items():
         for source, _hidden in cases:
             try:
-                tree = ast.parse(source)
+                yield question, ast.parse(source)
             except SyntaxError:
                 continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                        and isinstance(node.targets[0], ast.Name):
-                    strings = _strings(node.value)
-                    if strings is not None:
-                        tuples[node.targets[0].id] = strings
-                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                        and node.func.id == "forbidding":
-                    for arg in node.args:
-                        if isinstance(arg, ast.Starred) and isinstance(arg.value, ast.Name):
-                            names = tuples.get(arg.value.id, [])
-                        else:
-                            names = _strings(arg) or []
-                        found.setdefault(question, [])
-                        found[question] += [n for n in names if n not in found[question]]
-    return found
 
 
 def reference_answers(tests: dict) -> dict[str, set[str]]:
@@ -78,16 +83,11 @@ def reference_answers(tests: dict) -> dict[str, set[str]]:
     answer the question, so the learner may not call them there (its checking tool
     ``relative_error`` and the building blocks other questions use stay allowed)."""
     found: dict[str, set[str]] = {}
-    for question, (_, cases) in tests.items():
-        for source, _hidden in cases:
-            try:
-                tree = ast.parse(source)
-            except SyntaxError:
-                continue
-            found.setdefault(question, set()).update(
-                node.attr for node in ast.walk(tree)
-                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id == REFERENCE_MODULE and node.attr not in REFERENCE_TOOLS)
+    for question, tree in _test_trees(tests):
+        found.setdefault(question, set()).update(
+            node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id == REFERENCE_MODULE and node.attr not in REFERENCE_TOOLS)
     return {q: names for q, names in found.items() if names}
 
 
